@@ -1,0 +1,65 @@
+"""The application package. :func:`create_app` is the factory; read it as the
+table of contents of the app."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import extensions
+from app.api import register_blueprints
+from app.core import logging as app_logging
+from app.core import request_id
+from app.core.application import APIFlask
+from app.core.errors import register_error_handlers
+from app.core.settings import Settings, load_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("app")
+
+
+def create_app(settings: Settings | None = None) -> APIFlask:
+    """Build the app from ``settings`` (by default, read from the environment)."""
+    settings = settings or load_settings()
+    app_logging.configure_logging(settings)
+
+    app = APIFlask(
+        __name__,
+        settings=settings,
+        instance_path=str(Path(settings.instance_path).resolve()),
+        instance_relative_config=False,
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        DEBUG=settings.debug,
+        TESTING=settings.app_env == "testing",
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        # Errors always leave as the JSON envelope, in tests and debug too.
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    if settings.proxy_fix_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_fix_hops, x_proto=settings.proxy_fix_hops
+        )
+
+    request_id.init_app(app)
+    app_logging.init_app(app)
+    _init_extensions(app)
+    register_error_handlers(app)
+    register_blueprints(app)
+    return app
+
+
+def _init_extensions(app: APIFlask) -> None:
+    for module in extensions.EXTENSIONS:
+        name = module.__name__.rpartition(".")[2]
+        if not extensions.is_enabled(module, app.settings):
+            log.debug("extension %s disabled", name)
+            continue
+        started = time.perf_counter()
+        extensions.init_app_function(module)(app)
+        log.debug("extension %s ready in %.1fms", name, (time.perf_counter() - started) * 1000)

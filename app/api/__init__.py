@@ -1,0 +1,14 @@
+"""HTTP routes, one package per API version."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.api.v1 import api_v1
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(api_v1)

@@ -1,0 +1,145 @@
+"""``APIFlask``: a Flask app whose every answer is JSON.
+
+A view returns plain data; :meth:`APIFlask.make_response` picks the fastest
+correct way to write it (see :func:`app.core.json.dumps_bytes`):
+
+=====================================  =============================================
+view returns                           response
+=====================================  =============================================
+``dict``, ``list``, dataclass, scalar  JSON (``"text"``, ``42``, ``true`` included)
+pydantic model, list of models         JSON written by pydantic's own serializer
+``None``                               ``204 No Content``, empty body
+``bytes`` / ``bytearray``              sent as is: JSON the view already serialized
+a ``Response``                         passed through untouched
+=====================================  =============================================
+
+Each may come in the tuple forms ``(body, status)``, ``(body, headers)`` and
+``(body, status, headers)``. A bare ``str`` is *not* HTML here, as it would be in
+stock Flask: it becomes a JSON string, because every body this API sends is JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from flask import Flask, Request, Response, current_app
+from flask.sessions import NullSession, SessionInterface, SessionMixin
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from app.core.error_codes import ErrorCode
+from app.core.exceptions import APIException
+from app.core.json import JSON_MIMETYPE, OrJSONProvider, dumps_bytes
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from app.core.settings import Settings
+
+log = logging.getLogger("app.error")
+
+HeadersLike = Headers | Mapping[str, str] | list[tuple[str, str]]
+StatusLike = int | str | HTTPStatus
+
+
+class APIRequest(Request):
+    """A request whose JSON failures are answered with the error envelope."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> NoReturn:
+        if e is None:
+            raise APIException(error_code=ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+        if not self.get_data(cache=True):
+            raise APIException(
+                "The request body is empty; send a JSON object",
+                error_code=ErrorCode.MALFORMED_JSON,
+            )
+        raise APIException(error_code=ErrorCode.MALFORMED_JSON)
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object: 415 if it is not JSON, 400 if it is malformed
+        or is a JSON value other than an object (an array, a string, ...)."""
+        body = self.get_json()
+        if not isinstance(body, dict):
+            raise APIException(error_code=ErrorCode.BODY_NOT_OBJECT)
+        return body  # pyright: ignore[reportUnknownVariableType]
+
+
+class StatelessSessionInterface(SessionInterface):
+    """No cookie sessions: clients authenticate with bearer tokens.
+
+    Writing to ``flask.session`` raises. It also spares every request the cost of
+    building a signing serializer for a cookie nobody sends.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> NullSession:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
+class APIFlask(Flask):
+    """Flask, answering every view's return value with JSON through orjson."""
+
+    json_provider_class = OrJSONProvider
+    request_class = APIRequest
+    response_class = Response
+    session_interface = StatelessSessionInterface()
+
+    def __init__(self, import_name: str, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(import_name, **kwargs)
+        self.settings = settings
+
+    def make_response(self, rv: Any) -> Response:
+        # The common case first: no tuple, no Response.
+        if type(rv) is dict or type(rv) is list:
+            return self.response_class(dumps_bytes(rv), mimetype=JSON_MIMETYPE)
+        if isinstance(rv, WerkzeugResponse):
+            return super().make_response(rv)
+
+        status: StatusLike | None = None
+        headers: HeadersLike | None = None
+        if isinstance(rv, tuple):
+            rv, status, headers = _unpack_tuple(rv)  # pyright: ignore[reportUnknownArgumentType]
+            if isinstance(rv, WerkzeugResponse):
+                return super().make_response((rv, status, headers) if headers else (rv, status))
+
+        if rv is None:
+            return self.response_class(None, status or HTTPStatus.NO_CONTENT, headers)
+        body = bytes(rv) if isinstance(rv, bytes | bytearray | memoryview) else dumps_bytes(rv)
+        return self.response_class(body, status, headers, mimetype=JSON_MIMETYPE)
+
+    def log_exception(
+        self,
+        exc_info: tuple[type[BaseException], BaseException, TracebackType]
+        | tuple[None, None, None],
+    ) -> None:
+        """Unhandled errors go to the error log, with their traceback and request id."""
+        from flask import request
+
+        log.error("Unhandled exception on %s %s", request.method, request.path, exc_info=exc_info)
+
+
+def current_settings() -> Settings:
+    """The settings of the app handling the current request, command or task."""
+    app: APIFlask = current_app._get_current_object()  # type: ignore[assignment] # pyright: ignore[reportAssignmentType,reportAttributeAccessIssue]
+    return app.settings
+
+
+def _unpack_tuple(
+    rv: tuple[Any, ...],
+) -> tuple[Any, StatusLike | None, HeadersLike | None]:
+    """Split ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``."""
+    if len(rv) == 3:
+        return rv[0], rv[1], rv[2]
+    if len(rv) == 2:
+        if isinstance(rv[1], Headers | Mapping | list):
+            return rv[0], None, rv[1]
+        return rv[0], rv[1], None
+    raise TypeError(
+        "A view's tuple must be (body, status), (body, headers) or (body, status, headers);"
+        f" got a tuple of {len(rv)}"
+    )

@@ -1,0 +1,124 @@
+"""Error handlers: every failure leaves as the one error envelope of the contract.
+
+    {"code": 404, "error_code": 13001, "message": "No such route", "request_id": "..."}
+
+``details`` appears for validation errors, one entry per problem. In production
+a 500 carries nothing but the envelope: the traceback goes to the error log,
+tagged with the same request id the client sees.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from flask import request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
+from app.core.exceptions import APIException
+from app.core.json import JSON_MIMETYPE, dumps_bytes
+from app.core.request_id import current_request_id
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
+
+log = logging.getLogger("app.error")
+
+#: Headers of an ``HTTPException`` worth keeping (``Allow`` on a 405, ``Retry-After``, ...).
+_DROPPED_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def error_response(
+    error_code: ErrorCode,
+    message: str | None = None,
+    *,
+    code: int | None = None,
+    details: Sequence[Mapping[str, Any]] | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """Build the envelope response. Everything that answers with an error calls this."""
+    from flask import current_app
+
+    status = code or int(error_code.http_status)
+    body: dict[str, Any] = {
+        "code": status,
+        "error_code": int(error_code),
+        "message": message or error_code.default_message,
+    }
+    if details is not None:
+        body["details"] = details
+    body["request_id"] = current_request_id()
+    response = current_app.response_class(dumps_bytes(body), status, mimetype=JSON_MIMETYPE)
+    for name, value in headers:
+        response.headers[name] = value
+    return response
+
+
+def validation_details(exc: ValidationError, *, location: str | None = None) -> list[dict[str, Any]]:
+    """pydantic's errors as envelope ``details``, optionally under a location
+    (``"body"``, ``"query"``). The offending input is left out on purpose: it may
+    be a password."""
+    prefix: tuple[str | int, ...] = (location,) if location else ()
+    return [
+        {"loc": [*prefix, *error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def handle_api_exception(exc: APIException) -> Response:
+    return error_response(
+        exc.error_code,
+        exc.message,
+        code=exc.code,
+        details=exc.details,
+        headers=exc.headers.items(),
+    )
+
+
+def handle_validation_error(exc: ValidationError) -> Response:
+    return error_response(ErrorCode.VALIDATION_FAILED, details=validation_details(exc))
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status >= 500 and isinstance(exc, InternalServerError):
+        return _internal_error(exc.original_exception)
+    if status == 404 and request.url_rule is None:
+        error_code = ErrorCode.ROUTE_NOT_FOUND
+    else:
+        error_code = ERROR_CODE_FOR_STATUS.get(status, ErrorCode.HTTP_ERROR)
+    # Werkzeug's stock descriptions are prose for browsers; keep only one a view chose.
+    custom = exc.description if exc.description != type(exc).description else None
+    headers = [
+        (name, value)
+        for name, value in exc.get_headers()
+        if name.lower() not in _DROPPED_HEADERS
+    ]
+    return error_response(error_code, custom, code=status, headers=headers)
+
+
+def handle_unexpected_exception(exc: Exception) -> Response:
+    log.error(
+        "Unhandled exception on %s %s", request.method, request.path, exc_info=exc
+    )
+    return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException | None) -> Response:
+    from flask import current_app
+
+    details = None
+    if current_app.debug and exc is not None:
+        # Only with DEBUG on, which production refuses to start with.
+        details = [{"type": type(exc).__qualname__, "msg": str(exc)}]
+    return error_response(ErrorCode.INTERNAL_ERROR, details=details)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(APIException, handle_api_exception)
+    app.register_error_handler(ValidationError, handle_validation_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected_exception)

@@ -1,0 +1,155 @@
+"""Every setting the application reads, in one typed object.
+
+Configuration flows one way: the environment (and an optional ``.env`` file) →
+:class:`Settings` → the Flask app → the extensions. This is the only module that
+reads ``os.environ``; everything else receives a :class:`Settings` instance or
+reads ``app.settings``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AppEnv = Literal["development", "testing", "production"]
+LogFormat = Literal["text", "json"]
+
+#: The value shipped in ``.env.example``. Fine on a laptop, refused in production.
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - a known placeholder, refused in production
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class SettingsError(SystemExit):
+    """Start-up was refused because a setting is missing or invalid.
+
+    It subclasses :class:`SystemExit` so that every entry point (``flask``,
+    ``gunicorn``, ``celery``) stops with this one message instead of a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Settings(BaseSettings):
+    """The application's settings. Each field is read from the environment
+    variable of the same name in upper case (``APP_ENV``, ``DATABASE_URL``, ...).
+
+    ``.env.example`` documents every one of them.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    # -- application --------------------------------------------------------
+    app_env: AppEnv = "development"
+    debug: bool = False
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    #: Largest accepted request body in bytes; larger bodies get a 413 envelope.
+    max_content_length: PositiveInt = 1024 * 1024
+    #: How many proxies (nginx, a load balancer) sit in front and set X-Forwarded-*.
+    proxy_fix_hops: Annotated[int, Field(ge=0)] = 0
+    #: Where the embedded SQLite file and other local state live.
+    instance_path: Path = Path("instance")
+
+    # -- database -----------------------------------------------------------
+    #: SQLAlchemy URL. Empty means the embedded SQLite file ``<instance_path>/app.db``.
+    database_url: str = ""
+    database_pool_size: PositiveInt = 5
+    database_max_overflow: Annotated[int, Field(ge=0)] = 10
+    database_pool_timeout: PositiveFloat = 10.0
+    database_pool_recycle: PositiveInt = 1800
+    database_echo: bool = False
+
+    # -- redis --------------------------------------------------------------
+    #: ``redis://host:port/db``. Empty means no Redis: the cache keeps its local tier only.
+    redis_url: str = ""
+    redis_socket_timeout: PositiveFloat = 1.0
+
+    # -- health -------------------------------------------------------------
+    #: Seconds each readiness check may take before it counts as down.
+    health_check_timeout: PositiveFloat = 1.0
+
+    # -- logging ------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``text`` for people, ``json`` (one object per line) for log shippers.
+    #: Empty means ``json`` in production and ``text`` elsewhere.
+    log_format: LogFormat | None = None
+
+    # -- gunicorn -----------------------------------------------------------
+    gunicorn_bind: str = "0.0.0.0:8000"
+    gunicorn_workers: PositiveInt = 2
+    gunicorn_threads: PositiveInt = 4
+    gunicorn_timeout: PositiveInt = 30
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.app_env == "production":
+            if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+                raise ValueError(
+                    "SECRET_KEY must be set to a private random value in production"
+                )
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("SECRET_KEY must be at least 32 characters in production")
+            if self.debug:
+                raise ValueError("DEBUG must be off in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """``database_url``, or the embedded SQLite file under the instance folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.instance_path / 'app.db').resolve()}"
+
+    @property
+    def resolved_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "text"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, or stop start-up with one line that names the culprit."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+_SENSITIVE_SUFFIXES = ("_KEY", "_URL", "_PASSWORD", "_SECRET")
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming every bad setting. Values of secret-looking settings are not echoed."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            problems.append(f"missing setting {name}")
+        elif name.endswith(_SENSITIVE_SUFFIXES):
+            problems.append(f"invalid setting {name}: {message}")
+        elif name:
+            problems.append(f"invalid setting {name}: {message} (got {error['input']!r})")
+        else:
+            problems.append(f"invalid settings: {message}")
+    return "Refusing to start: " + "; ".join(problems)
