@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         instance_path=str(Path(settings.instance_path).resolve()),
         instance_relative_config=False,
     )
-    app.config.update(
+    app.config.from_mapping(
         SECRET_KEY=settings.secret_key.get_secret_value(),
         DEBUG=settings.debug,
         TESTING=settings.app_env == "testing",

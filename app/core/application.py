@@ -23,9 +23,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from flask import Flask, Request, Response, current_app
+from flask import Flask, Request, Response, current_app, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -105,27 +105,27 @@ class APIFlask(Flask):
         if isinstance(rv, tuple):
             rv, status, headers = _unpack_tuple(rv)  # pyright: ignore[reportUnknownArgumentType]
             if isinstance(rv, WerkzeugResponse):
-                return super().make_response((rv, status, headers) if headers else (rv, status))
+                parts: Any = (rv, status, headers) if headers else (rv, status)
+                return super().make_response(parts)
 
         if rv is None:
             return self.response_class(None, status or HTTPStatus.NO_CONTENT, headers)
-        body = bytes(rv) if isinstance(rv, bytes | bytearray | memoryview) else dumps_bytes(rv)
+        body = bytes(rv) if isinstance(rv, bytes | bytearray) else dumps_bytes(rv)
         return self.response_class(body, status, headers, mimetype=JSON_MIMETYPE)
 
     def log_exception(
         self,
-        exc_info: tuple[type[BaseException], BaseException, TracebackType]
-        | tuple[None, None, None],
+        exc_info: (
+            tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+        ),
     ) -> None:
         """Unhandled errors go to the error log, with their traceback and request id."""
-        from flask import request
-
         log.error("Unhandled exception on %s %s", request.method, request.path, exc_info=exc_info)
 
 
 def current_settings() -> Settings:
     """The settings of the app handling the current request, command or task."""
-    app: APIFlask = current_app._get_current_object()  # type: ignore[assignment] # pyright: ignore[reportAssignmentType,reportAttributeAccessIssue]
+    app = cast("APIFlask", current_app)
     return app.settings
 
 
@@ -137,7 +137,7 @@ def _unpack_tuple(
         return rv[0], rv[1], rv[2]
     if len(rv) == 2:
         if isinstance(rv[1], Headers | Mapping | list):
-            return rv[0], None, rv[1]
+            return rv[0], None, cast("HeadersLike", rv[1])
         return rv[0], rv[1], None
     raise TypeError(
         "A view's tuple must be (body, status), (body, headers) or (body, status, headers);"

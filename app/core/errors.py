@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from flask import request
+from flask import current_app, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -40,8 +40,6 @@ def error_response(
     headers: Iterable[tuple[str, str]] = (),
 ) -> Response:
     """Build the envelope response. Everything that answers with an error calls this."""
-    from flask import current_app
-
     status = code or int(error_code.http_status)
     body: dict[str, Any] = {
         "code": status,
@@ -57,7 +55,9 @@ def error_response(
     return response
 
 
-def validation_details(exc: ValidationError, *, location: str | None = None) -> list[dict[str, Any]]:
+def validation_details(
+    exc: ValidationError, *, location: str | None = None
+) -> list[dict[str, Any]]:
     """pydantic's errors as envelope ``details``, optionally under a location
     (``"body"``, ``"query"``). The offending input is left out on purpose: it may
     be a password."""
@@ -93,23 +93,17 @@ def handle_http_exception(exc: HTTPException) -> Response:
     # Werkzeug's stock descriptions are prose for browsers; keep only one a view chose.
     custom = exc.description if exc.description != type(exc).description else None
     headers = [
-        (name, value)
-        for name, value in exc.get_headers()
-        if name.lower() not in _DROPPED_HEADERS
+        (name, value) for name, value in exc.get_headers() if name.lower() not in _DROPPED_HEADERS
     ]
     return error_response(error_code, custom, code=status, headers=headers)
 
 
 def handle_unexpected_exception(exc: Exception) -> Response:
-    log.error(
-        "Unhandled exception on %s %s", request.method, request.path, exc_info=exc
-    )
+    log.error("Unhandled exception on %s %s", request.method, request.path, exc_info=exc)
     return _internal_error(exc)
 
 
 def _internal_error(exc: BaseException | None) -> Response:
-    from flask import current_app
-
     details = None
     if current_app.debug and exc is not None:
         # Only with DEBUG on, which production refuses to start with.

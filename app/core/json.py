@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from flask.json.provider import JSONProvider
@@ -42,7 +42,7 @@ def default(obj: Any) -> Any:
 
 @lru_cache(maxsize=512)
 def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
-    return TypeAdapter(list[model])
+    return TypeAdapter(list[model])  # pyright: ignore[reportInvalidTypeForm] - built at run time
 
 
 def dumps_bytes(obj: Any) -> bytes:
@@ -55,11 +55,10 @@ def dumps_bytes(obj: Any) -> bytes:
     if isinstance(obj, BaseModel):
         return obj.__pydantic_serializer__.to_json(obj)
     if type(obj) is list and obj:
-        first_class = type(obj[0])  # pyright: ignore[reportUnknownArgumentType]
-        if issubclass(first_class, BaseModel) and all(
-            type(item) is first_class for item in obj  # pyright: ignore[reportUnknownVariableType]
-        ):
-            return _list_adapter(first_class).dump_json(obj)  # pyright: ignore[reportUnknownArgumentType]
+        items = cast("list[object]", obj)
+        first_class = type(items[0])
+        if issubclass(first_class, BaseModel) and all(type(item) is first_class for item in items):
+            return _list_adapter(first_class).dump_json(items)
     return orjson.dumps(obj, default=default, option=ORJSON_OPTIONS)
 
 
@@ -103,6 +102,5 @@ class OrJSONProvider(JSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """Like :func:`flask.jsonify`, but writes bytes straight into the response."""
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(dumps_bytes(obj), mimetype=self.mimetype)
-
-
+        response_class = cast("type[Response]", self._app.response_class)
+        return response_class(dumps_bytes(obj), mimetype=self.mimetype)

@@ -19,7 +19,9 @@ AppEnv = Literal["development", "testing", "production"]
 LogFormat = Literal["text", "json"]
 
 #: The value shipped in ``.env.example``. Fine on a laptop, refused in production.
-DEFAULT_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - a known placeholder, refused in production
+DEFAULT_SECRET_KEY = (
+    "dev-insecure-change-me"  # noqa: S105 - a known placeholder, refused in production
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -100,9 +102,7 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.app_env == "production":
             if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
-                raise ValueError(
-                    "SECRET_KEY must be set to a private random value in production"
-                )
+                raise ValueError("SECRET_KEY must be set to a private random value in production")
             if len(self.secret_key.get_secret_value()) < 32:
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")
             if self.debug:

@@ -8,9 +8,10 @@ pre-pings and recycles connections, and its sizes come from the settings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
+from flask import globals as flask_globals
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
@@ -46,10 +47,9 @@ class Database:
 
 
 def _app_context_id() -> int:
-    from flask import globals as flask_globals
-
     # One session per app context: per request, per CLI command, per Celery task.
-    return id(flask_globals.app_ctx._get_current_object())  # pyright: ignore[reportPrivateUsage]
+    app_ctx = cast("Any", flask_globals.app_ctx)  # a LocalProxy at run time
+    return id(app_ctx._get_current_object())
 
 
 def create_database_engine(settings: Settings) -> Engine:

@@ -21,12 +21,17 @@ def is_enabled(settings: Settings) -> bool:
 
 
 def create_client(settings: Settings) -> Redis:
-    return Redis.from_url(
+    return Redis.from_url(  # pyright: ignore[reportUnknownMemberType] - redis-py's **kwargs
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_socket_timeout,
         health_check_interval=30,
     )
+
+
+def ping(client: Redis) -> None:
+    """Raise unless Redis answers ``PING``."""
+    client.ping()  # pyright: ignore[reportUnknownMemberType] - typed for sync and async
 
 
 def init_app(app: APIFlask) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
 from typing import Any, Literal
 
 from flask import Blueprint
@@ -19,6 +20,7 @@ from flask import Blueprint
 from app.core.application import current_settings
 from app.extensions.database import get_database
 from app.extensions.redis import get_redis
+from app.extensions.redis import ping as ping_redis
 
 log = logging.getLogger("app.health")
 
@@ -48,7 +50,7 @@ def _configured_checks() -> dict[str, Check | None]:
     redis = get_redis()
     return {
         "database": get_database().ping,
-        "redis": redis.ping if redis is not None else None,  # pyright: ignore[reportUnknownMemberType]
+        "redis": partial(ping_redis, redis) if redis is not None else None,
         "search": None,
         "broker": None,
     }

@@ -1,0 +1,105 @@
+"""Shared fixtures. The suite runs against real MariaDB/MySQL and Redis servers.
+
+Where they are: ``TEST_MYSQL_URL`` (default ``mysql+pymysql://root@127.0.0.1:3306/test``)
+and ``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``). If either is
+unreachable the run stops at once with one line saying how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import make_url
+
+from app import create_app
+from app.core.application import APIFlask
+from app.core.settings import Settings
+
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+START_HINT = "start it with `docker compose up -d mysql redis`"
+
+SettingsFactory = Callable[..., Settings]
+
+
+def _check_mysql() -> str | None:
+    url = make_url(MYSQL_URL)
+    try:
+        pymysql.connect(
+            host=url.host or "127.0.0.1",
+            port=url.port or 3306,
+            user=url.username or "root",
+            password=url.password or "",
+            database=url.database,
+            connect_timeout=3,
+        ).close()
+    except pymysql.MySQLError as exc:
+        return f"MariaDB/MySQL at {url.host}:{url.port or 3306} is unreachable ({exc.args[-1]}); {START_HINT}"
+    return None
+
+
+def _check_redis() -> str | None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {REDIS_URL} is unreachable ({exc}); {START_HINT}"
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    for problem in (_check_mysql(), _check_redis()):
+        if problem:
+            pytest.exit(problem, returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's exported APP_ENV or DATABASE_URL must not leak into a test."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Settings for a test: ``testing`` env, a private instance folder, no ``.env`` file."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"app_env": "testing", "instance_path": tmp_path / "instance"}
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # pyright: ignore[reportCallIssue]
+
+    return make
+
+
+@pytest.fixture
+def app(make_settings: SettingsFactory) -> APIFlask:
+    return create_app(make_settings())
+
+
+@pytest.fixture
+def client(app: APIFlask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database test runs twice: on an SQLite file and on the real MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return MYSQL_URL
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
