@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import SettingsFactory
 from flask import abort, request
 from flask.testing import FlaskClient
 from pydantic import BaseModel, Field, ValidationError
@@ -16,7 +17,6 @@ from app import create_app
 from app.core import exceptions
 from app.core.application import APIFlask
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
-from conftest import SettingsFactory
 
 ENVELOPE_KEYS = {"code", "error_code", "message", "request_id"}
 PRODUCTION_KEY = "p" * 40

@@ -111,7 +111,11 @@ def test_body_with_status(app: APIFlask, value: Any) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{"Location": "/api/v1/items/1"}, [("Location", "/api/v1/items/1")], Headers({"Location": "/api/v1/items/1"})],
+    [
+        {"Location": "/api/v1/items/1"},
+        [("Location", "/api/v1/items/1")],
+        Headers({"Location": "/api/v1/items/1"}),
+    ],
     ids=["dict", "list", "Headers"],
 )
 def test_body_with_headers(app: APIFlask, headers: Any) -> None:

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         case_sensitive=False,
         extra="ignore",
+        # `LOG_FORMAT=` in .env means "use the default", as .env.example shows.
+        env_ignore_empty=True,
         frozen=True,
     )
 
@@ -101,7 +103,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.app_env == "production":
-            if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+            if self.secret_key.get_secret_value() in ("", DEFAULT_SECRET_KEY):
                 raise ValueError("SECRET_KEY must be set to a private random value in production")
             if len(self.secret_key.get_secret_value()) < 32:
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")

@@ -1,0 +1,76 @@
+"""The database extension on SQLite and on the real MariaDB."""
+
+from __future__ import annotations
+
+from conftest import MYSQL_URL, SettingsFactory
+from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
+
+from app import create_app
+from app.extensions.database import MYSQL_SQL_MODE, get_database
+
+
+def test_ping_works_on_both_backends(make_settings: SettingsFactory, database_url: str) -> None:
+    app = create_app(make_settings(database_url=database_url))
+    with app.app_context():
+        get_database().ping()
+
+
+def test_one_session_per_app_context(make_settings: SettingsFactory, database_url: str) -> None:
+    app = create_app(make_settings(database_url=database_url))
+    database = app.extensions["database"]
+    with app.app_context():
+        first = database.session()
+        assert database.session() is first
+        assert first.execute(text("SELECT 1")).scalar_one() == 1
+    with app.app_context():
+        assert database.session() is not first
+
+
+def test_mysql_connections_are_utf8mb4_strict_and_utc(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(database_url=MYSQL_URL))
+    with app.app_context(), get_database().engine.connect() as connection:
+        charset = connection.execute(text("SELECT @@character_set_connection")).scalar_one()
+        sql_mode = connection.execute(text("SELECT @@SESSION.sql_mode")).scalar_one()
+        time_zone = connection.execute(text("SELECT @@SESSION.time_zone")).scalar_one()
+    assert charset == "utf8mb4"
+    assert "STRICT_ALL_TABLES" in sql_mode
+    assert "STRICT_TRANS_TABLES" in sql_mode
+    assert time_zone == "+00:00"
+    assert MYSQL_SQL_MODE.startswith("TRADITIONAL")
+
+
+def test_mysql_pool_sizes_come_from_settings(make_settings: SettingsFactory) -> None:
+    app = create_app(
+        make_settings(
+            database_url=MYSQL_URL,
+            database_pool_size=3,
+            database_max_overflow=1,
+            database_pool_recycle=600,
+        )
+    )
+    engine = app.extensions["database"].engine
+    assert isinstance(engine.pool, QueuePool)
+    assert engine.pool.size() == 3
+    assert engine.pool._max_overflow == 1
+    assert engine.pool._recycle == 600
+    assert engine.pool._pre_ping is True
+
+
+def test_embedded_default_is_a_sqlite_file_in_the_instance_folder(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings()
+    app = create_app(settings)
+    with app.app_context():
+        get_database().ping()
+        mode = get_database().session().execute(text("PRAGMA journal_mode")).scalar_one()
+        foreign_keys = get_database().session().execute(text("PRAGMA foreign_keys")).scalar_one()
+    assert (settings.instance_path / "app.db").is_file()
+    assert (mode, foreign_keys) == ("wal", 1)
+
+
+def test_in_memory_sqlite_is_allowed(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(database_url="sqlite://"))
+    with app.app_context():
+        get_database().ping()

@@ -1,0 +1,115 @@
+"""Logging: one config for app, werkzeug, gunicorn and celery; access and error logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+import pytest
+from conftest import SettingsFactory
+from flask.testing import FlaskClient
+
+from app.core.logging import JSONFormatter, RequestIdFilter, TextFormatter, logging_config
+from app.core.request_id import request_id_var
+
+
+def make_record(message: str = "hello %s", *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "app.test", logging.INFO, __file__, 1, message, args or ("world",), None
+    )
+    record.__dict__.update(extra)
+    RequestIdFilter().filter(record)
+    return record
+
+
+def test_access_log_has_one_line_per_request_with_every_field(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.access")
+    response = client.get("/api/v1/health", headers={"X-Request-ID": "acc-1"})
+    [record] = [r for r in caplog.records if r.name == "app.access"]
+    fields = record.__dict__
+    assert fields["method"] == "GET"
+    assert fields["path"] == "/api/v1/health"
+    assert fields["status"] == 200
+    assert fields["bytes"] == len(response.data)
+    assert fields["remote_addr"] == "127.0.0.1"
+    assert isinstance(fields["duration_ms"], float)
+    assert fields["duration_ms"] >= 0
+    assert fields["request_id"] == "acc-1"
+    assert record.getMessage().startswith("GET /api/v1/health 200 ")
+
+
+def test_access_log_records_errors_too(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.access")
+    client.post("/api/v1/health")
+    [record] = [r for r in caplog.records if r.name == "app.access"]
+    assert record.__dict__["status"] == 405
+
+
+def test_text_format_shows_time_level_logger_and_request_id() -> None:
+    token = request_id_var.set("txt-1")
+    try:
+        line = TextFormatter().format(make_record())
+    finally:
+        request_id_var.reset(token)
+    assert line.endswith(" INFO    app.test [txt-1] hello world")
+    assert line[:4].isdigit()
+
+
+def test_json_format_is_one_object_per_line_with_extras() -> None:
+    token = request_id_var.set("json-1")
+    try:
+        line = JSONFormatter().format(make_record(status=201, path="/x"))
+    finally:
+        request_id_var.reset(token)
+    assert "\n" not in line
+    entry = orjson.loads(line)
+    assert entry["message"] == "hello world"
+    assert entry["level"] == "INFO"
+    assert entry["logger"] == "app.test"
+    assert entry["request_id"] == "json-1"
+    assert (entry["status"], entry["path"]) == (201, "/x")
+    assert entry["ts"].endswith("+00:00")
+
+
+def test_json_format_carries_the_traceback() -> None:
+    try:
+        raise RuntimeError("kaboom")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "app.error", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    entry = orjson.loads(JSONFormatter().format(record))
+    assert "Traceback" in entry["exc_info"]
+    assert "RuntimeError: kaboom" in entry["exc_info"]
+    assert "\n" not in JSONFormatter().format(record)
+
+
+def test_json_format_with_stack_info() -> None:
+    record = make_record()
+    record.stack_info = "Stack (most recent call last):\n  here"
+    assert "here" in orjson.loads(JSONFormatter().format(record))["stack_info"]
+
+
+def test_outside_a_request_the_id_is_a_dash() -> None:
+    assert make_record().__dict__["request_id"] == "-"
+
+
+def test_config_unifies_werkzeug_gunicorn_and_celery(make_settings: SettingsFactory) -> None:
+    config = logging_config(make_settings(app_env="production", secret_key="s" * 40))
+    assert config["root"]["handlers"] == ["console"]
+    assert config["handlers"]["console"]["formatter"] == "json"
+    loggers = config["loggers"]
+    assert loggers["werkzeug"]["level"] == "WARNING"
+    assert loggers["gunicorn.access"] == {"level": "WARNING", "handlers": [], "propagate": False}
+    assert loggers["gunicorn.error"]["handlers"] == ["console"]
+    assert "celery" in loggers
+
+
+def test_development_config_is_text(make_settings: SettingsFactory) -> None:
+    config = logging_config(make_settings(app_env="development"))
+    assert config["handlers"]["console"]["formatter"] == "text"
