@@ -17,6 +17,7 @@ from app import create_app
 from app.core import exceptions
 from app.core.application import APIFlask
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
+from app.core.errors import validation_details
 
 ENVELOPE_KEYS = {"code", "error_code", "message", "request_id"}
 PRODUCTION_KEY = "p" * 40
@@ -240,8 +241,6 @@ def test_validation_details_never_echo_the_input(error_client: FlaskClient) -> N
 
 
 def test_validation_details_with_a_location() -> None:
-    from app.core.errors import validation_details
-
     with pytest.raises(ValidationError) as caught:
         NewArticle.model_validate({"views": 1})
     assert validation_details(caught.value, location="body") == [

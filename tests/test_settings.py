@@ -64,7 +64,9 @@ def test_invalid_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) 
 def test_every_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GUNICORN_WORKERS", "0")
     monkeypatch.setenv("MAX_CONTENT_LENGTH", "lots")
-    message = str(pytest.raises(SettingsError, load_settings).value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
     assert "GUNICORN_WORKERS" in message
     assert "MAX_CONTENT_LENGTH" in message
 

@@ -21,11 +21,11 @@ stock Flask: it becomes a JSON string, because every body this API sends is JSON
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -81,7 +81,32 @@ class StatelessSessionInterface(SessionInterface):
         return None
 
 
-class APIFlask(Flask):
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
+
+
+class _TypedRoutes:
+    """Route decorators typed for what :meth:`APIFlask.make_response` accepts.
+
+    Flask types a view's return as ``ResponseReturnValue``, which has no room for
+    a pydantic model, a dataclass or ``None``; these signatures let a view be
+    annotated with what it really returns (``-> ArticleOut``) under pyright strict.
+    """
+
+    if TYPE_CHECKING:
+
+        def route(self, rule: str, **options: Any) -> Callable[[ViewT], ViewT]: ...
+        def get(self, rule: str, **options: Any) -> Callable[[ViewT], ViewT]: ...
+        def post(self, rule: str, **options: Any) -> Callable[[ViewT], ViewT]: ...
+        def put(self, rule: str, **options: Any) -> Callable[[ViewT], ViewT]: ...
+        def patch(self, rule: str, **options: Any) -> Callable[[ViewT], ViewT]: ...
+        def delete(self, rule: str, **options: Any) -> Callable[[ViewT], ViewT]: ...
+
+
+class APIBlueprint(_TypedRoutes, Blueprint):
+    """A blueprint whose views may return anything :class:`APIFlask` turns into JSON."""
+
+
+class APIFlask(_TypedRoutes, Flask):
     """Flask, answering every view's return value with JSON through orjson."""
 
     json_provider_class = OrJSONProvider

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
-
 from app.api.v1 import health
+from app.core.application import APIBlueprint
 
-api_v1 = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+api_v1 = APIBlueprint("api_v1", __name__, url_prefix="/api/v1")
 api_v1.register_blueprint(health.bp)

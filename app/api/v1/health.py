@@ -15,16 +15,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from typing import Any, Literal
 
-from flask import Blueprint
-
-from app.core.application import current_settings
+from app.core.application import APIBlueprint, current_settings
 from app.extensions.database import get_database
 from app.extensions.redis import get_redis
 from app.extensions.redis import ping as ping_redis
 
 log = logging.getLogger("app.health")
 
-bp = Blueprint("health", __name__, url_prefix="/health")
+bp = APIBlueprint("health", __name__, url_prefix="/health")
 
 CheckStatus = Literal["ok", "down", "disabled"]
 Check = Callable[[], None]
