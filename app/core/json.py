@@ -20,6 +20,8 @@ import orjson
 from flask.json.provider import JSONProvider
 from pydantic import BaseModel, TypeAdapter
 
+from app.core.model_serialization import qualifies, writer_for, writers
+
 if TYPE_CHECKING:
     from flask import Response
 
@@ -32,9 +34,11 @@ ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 def default(obj: Any) -> Any:
     """orjson's fallback for the types it does not know."""
+    writer = writers.get(type(obj))  # pyright: ignore[reportUnknownArgumentType]
+    if writer is not None:
+        return writer(obj)
     if isinstance(obj, BaseModel):
-        # Fragment embeds pydantic's own (Rust) output without re-parsing it.
-        return orjson.Fragment(obj.__pydantic_serializer__.to_json(obj))
+        return writer_for(type(obj))(obj)
     if isinstance(obj, Decimal):
         return str(obj)
     raise TypeError(f"Object of type {type(obj).__qualname__} is not JSON serializable")
@@ -48,16 +52,19 @@ def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
 def dumps_bytes(obj: Any) -> bytes:
     """Serialize ``obj`` to JSON bytes by the fastest correct path.
 
-    A pydantic model, or a non-empty list of models of one class, is written by
-    pydantic's serializer directly: that skips building the intermediate dicts
-    that ``model_dump`` followed by a JSON encoder would allocate.
+    Models that qualify (:mod:`app.core.model_serialization`) are written by
+    orjson from their fields. Other models are written by pydantic's serializer:
+    a list of them of one class in a single call through a cached
+    ``TypeAdapter``, which skips the intermediate dicts ``model_dump`` would build.
     """
-    if isinstance(obj, BaseModel):
-        return obj.__pydantic_serializer__.to_json(obj)
     if type(obj) is list and obj:
         items = cast("list[object]", obj)
         first_class = type(items[0])
-        if issubclass(first_class, BaseModel) and all(type(item) is first_class for item in items):
+        if (
+            issubclass(first_class, BaseModel)
+            and not qualifies(first_class)
+            and all(type(item) is first_class for item in items)
+        ):
             return _list_adapter(first_class).dump_json(items)
     return orjson.dumps(obj, default=default, option=ORJSON_OPTIONS)
 

@@ -1,0 +1,208 @@
+"""A direct path from pydantic models to orjson, for models where it is exact.
+
+pydantic-core's JSON writer is correct for every model, but on typical API
+models (nested, with UUIDs and datetimes) orjson writes a model's ``__dict__``
+about twice as fast (``bench/json_layer.py`` measures both). For a model class
+whose JSON is *provably the same* either way, :func:`writer_for` hands orjson
+the instance's ``__dict__``; for every other model it hands over pydantic's own
+output as an ``orjson.Fragment``.
+
+A class qualifies when nothing can make pydantic's output differ from orjson's:
+
+* every field's type is one orjson writes exactly as pydantic does: ``str``,
+  ``int``, ``bool``, ``float``, ``None``, ``UUID``, ``date``, ``AwareDatetime``,
+  ``Decimal``, ``Literal`` and ``Enum`` of str/int values, ``list``/``dict[str, ...]``
+  and ``Optional``/unions of those, and nested models that qualify themselves;
+* no serializers, computed fields, excluded fields, ``cached_property``,
+  ``extra="allow"``, ``serialize_by_alias`` or non-default ``ser_json_*`` options.
+
+Nested models are checked at run time too: a field declared as ``Author`` that
+holds a *subclass* of ``Author`` is written by pydantic (which keeps only
+``Author``'s fields), so a subclass can never leak extra fields through here.
+Plain ``datetime`` fields do not qualify, because pydantic writes a naive value
+without an offset while this layer writes it as UTC; annotate API models with
+``AwareDatetime``.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import cached_property
+from operator import attrgetter
+from typing import Any, Literal, Union, get_args, get_origin
+
+import orjson
+from pydantic import AwareDatetime, BaseModel
+from pydantic.functional_serializers import PlainSerializer, WrapSerializer
+
+#: Types whose JSON is the same from orjson (with this layer's options) and pydantic.
+_EXACT_TYPES: frozenset[object] = frozenset(
+    {str, int, bool, float, type(None), uuid.UUID, date, AwareDatetime, Decimal}
+)
+_DEFAULT_SER_JSON = {
+    "ser_json_timedelta": "iso8601",
+    "ser_json_bytes": "utf8",
+    "ser_json_inf_nan": "null",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _NestedField:
+    """A field holding models: ``many`` for ``list[Model]``, else one (or ``None``)."""
+
+    name: str
+    model: type[BaseModel]
+    many: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    nested: tuple[_NestedField, ...]
+
+
+#: What orjson's ``default`` returns for a model: its fields, or pydantic's JSON.
+Writer = Callable[[BaseModel], Any]
+
+#: One writer per model class, built on first sight. ``default`` looks here first.
+writers: dict[type[BaseModel], Writer] = {}
+_plans: dict[type[BaseModel], _Plan | None] = {}
+_fields_of: Writer = attrgetter("__dict__")
+
+
+def writer_for(cls: type[BaseModel]) -> Writer:
+    """The fastest exact way to hand an instance of ``cls`` to orjson."""
+    writer = writers.get(cls)
+    if writer is None:
+        writer = writers[cls] = _make_writer(_plan_of(cls))
+    return writer
+
+
+def qualifies(cls: type[BaseModel]) -> bool:
+    """Whether instances of ``cls`` may be written by orjson from their fields."""
+    return _plan_of(cls) is not None
+
+
+def with_pydantic(model: BaseModel) -> orjson.Fragment:
+    # A Fragment embeds pydantic's own (Rust) output without re-parsing it.
+    return orjson.Fragment(model.__pydantic_serializer__.to_json(model))
+
+
+def _make_writer(plan: _Plan | None) -> Writer:
+    if plan is None:
+        return with_pydantic
+    if not plan.nested:
+        return _fields_of  # a C-level attribute read: the common leaf model
+    if len(plan.nested) == 1 and not plan.nested[0].many:
+        return _one_nested_writer(plan.nested[0].name, plan.nested[0].model)
+    nested = plan.nested
+
+    def checked_fields(model: BaseModel) -> Any:
+        fields = _fields_of(model)
+        for field in nested:
+            value = fields[field.name]
+            if value is None:
+                continue
+            if field.many:
+                if any(type(item) is not field.model for item in value):
+                    return with_pydantic(model)
+            elif type(value) is not field.model:
+                return with_pydantic(model)
+        return fields
+
+    return checked_fields
+
+
+def _one_nested_writer(name: str, nested_model: type[BaseModel]) -> Writer:
+    """The usual shape (an article with its author), without the general loop."""
+
+    def checked_fields(model: BaseModel) -> Any:
+        fields = _fields_of(model)
+        value = fields[name]
+        if value is None or type(value) is nested_model:
+            return fields
+        return with_pydantic(model)
+
+    return checked_fields
+
+
+def _plan_of(cls: type[BaseModel]) -> _Plan | None:
+    try:
+        return _plans[cls]
+    except KeyError:
+        _plans[cls] = None  # a model that contains itself stays on pydantic's path
+        plan = _plans[cls] = _make_plan(cls)
+        return plan
+
+
+def _make_plan(cls: type[BaseModel]) -> _Plan | None:
+    config = cls.model_config
+    if config.get("extra") == "allow" or config.get("serialize_by_alias"):
+        return None
+    if any(config.get(key, default) != default for key, default in _DEFAULT_SER_JSON.items()):
+        return None
+    decorators = cls.__pydantic_decorators__
+    if decorators.field_serializers or decorators.model_serializers:
+        return None
+    if cls.__pydantic_computed_fields__ or _has_cached_property(cls):
+        return None
+    nested: list[_NestedField] = []
+    for name, field in cls.model_fields.items():
+        if field.exclude or getattr(field, "exclude_if", None) is not None:
+            return None
+        if any(_changes_serialization(item) for item in field.metadata):
+            return None
+        found = _nested_models(field.annotation)
+        if found is None:
+            return None
+        nested.extend(_NestedField(name, model, many) for model, many in found)
+    return _Plan(tuple(nested))
+
+
+def _has_cached_property(cls: type[BaseModel]) -> bool:
+    return any(
+        isinstance(value, cached_property)
+        for klass in cls.__mro__
+        for value in vars(klass).values()
+    )
+
+
+def _changes_serialization(metadata: object) -> bool:
+    return isinstance(metadata, PlainSerializer | WrapSerializer) or hasattr(
+        metadata, "__get_pydantic_core_schema__"
+    )
+
+
+def _nested_models(
+    annotation: object, *, in_list: bool = False
+) -> list[tuple[type[BaseModel], bool]] | None:
+    """The model classes a field of this type holds, with whether it holds a list
+    of them; ``[]`` for a type with no models; ``None`` if the type does not qualify."""
+    if annotation in _EXACT_TYPES:
+        return []
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return [(annotation, in_list)] if qualifies(annotation) else None
+        if issubclass(annotation, enum.Enum):
+            return [] if all(isinstance(m.value, str | int) for m in annotation) else None
+        return None
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is Literal:
+        return [] if all(isinstance(arg, str | int | None) for arg in args) else None
+    if origin is list and len(args) == 1 and not in_list:
+        return _nested_models(args[0], in_list=True)
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return [] if _nested_models(args[1], in_list=True) == [] else None
+    if origin in (Union, types.UnionType):
+        members = [arg for arg in args if arg is not type(None)]
+        if len(members) == 1:
+            return _nested_models(members[0], in_list=in_list)
+        # Several types: which model pydantic picks is its business.
+        return [] if all(_nested_models(arg, in_list=in_list) == [] for arg in members) else None
+    return None
