@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import orjson
@@ -167,3 +167,7 @@ def test_jsonify_with_keyword_arguments(app: APIFlask) -> None:
     with app.app_context():
         response = flask_json.jsonify(a=1, b=[2])
     assert orjson.loads(response.data) == {"a": 1, "b": [2]}
+
+
+def test_time_of_day() -> None:
+    assert dumps_bytes({"at": time(12, 30, 5)}) == b'{"at":"12:30:05"}'

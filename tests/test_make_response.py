@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from flask import Response
+from flask import Response, session
 from flask.testing import FlaskClient
 from pydantic import BaseModel
 from werkzeug.datastructures import Headers
@@ -169,3 +169,17 @@ def test_unserializable_return_is_a_500_envelope_and_logged(
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], TypeError)
     assert "object" in str(record.exc_info[1])
+
+
+def test_there_are_no_cookie_sessions(app: APIFlask) -> None:
+    @app.get("/api/v1/_session")
+    def write_session() -> None:
+        session["user"] = 1
+
+    response = app.test_client().get("/api/v1/_session")
+    assert response.status_code == 500
+    assert "Set-Cookie" not in response.headers
+
+
+def test_no_cookie_is_set_on_an_ordinary_response(client: FlaskClient) -> None:
+    assert "Set-Cookie" not in client.get("/api/v1/health").headers

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 
 import pytest
+from conftest import SettingsFactory
 from flask.testing import FlaskClient
 
+from app import create_app
 from app.core.application import APIFlask
 from app.core.request_id import current_request_id, request_id_var, sane_or_new
 
@@ -88,3 +91,22 @@ def test_concurrent_requests_keep_their_own_ids(app: APIFlask) -> None:
 def test_sane_or_new() -> None:
     assert sane_or_new("ok-id") == "ok-id"
     assert GENERATED.fullmatch(sane_or_new(None))
+
+
+def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(
+    make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.access")
+    app = create_app(make_settings(proxy_fix_hops=1))
+    app.test_client().get("/api/v1/health", headers={"X-Forwarded-For": "203.0.113.9"})
+    [record] = [r for r in caplog.records if r.name == "app.access"]
+    assert record.__dict__["remote_addr"] == "203.0.113.9"
+
+
+def test_without_proxy_hops_x_forwarded_for_is_ignored(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.access")
+    client.get("/api/v1/health", headers={"X-Forwarded-For": "203.0.113.9"})
+    [record] = [r for r in caplog.records if r.name == "app.access"]
+    assert record.__dict__["remote_addr"] == "127.0.0.1"
