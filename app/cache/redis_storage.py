@@ -1,0 +1,497 @@
+"""The shared tier on Redis: values, load locks, fill notices and invalidation.
+
+* **Values** are bytes with a TTL (``SET ... PX``); ``get_many`` is one ``MGET``.
+* **Load lock** per key: ``SET key:lock <token> NX PX <ttl>``. The TTL means a
+  crashed holder cannot wedge the key; the token means only the holder releases it.
+* **Generations**: ``invalidate`` bumps ``key:gen``; a loader stores its value only
+  if the generation it saw when it took the lock is still current, so a value
+  loaded from data that changed meanwhile is never cached.
+* **Pub/sub**: ``<prefix>:invalidate`` carries keys to drop from every process's
+  local tier; ``<prefix>:filled`` wakes the callers waiting for a key.
+  The listener runs on RESP2, pinned (redis-py 8 defaults to RESP3, whose
+  pub/sub replies differ). While it is not subscribed the storage is not
+  ``trusted``, and the manager reads through the local tiers to Redis.
+* **Outages**: the first failure marks Redis down for ``retry_interval``;
+  meanwhile calls fail fast with :class:`StorageUnavailable` and cost nothing.
+  One warning when it goes down, one line when it is back. Invalidations that
+  could not be sent are kept and sent on recovery.
+"""
+
+# redis-py's annotations leave many return types unknown; strict mode would
+# flag every call. The values this module returns are typed at its boundary.
+# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false
+# pyright: reportUnknownArgumentType=false
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from time import monotonic
+from typing import Any, ParamSpec, TypeVar
+
+from redis import ConnectionPool, Redis, RedisError
+
+from app.cache.storage import (
+    FillWatch,
+    InvalidationCallback,
+    Lock,
+    SharedStorage,
+    StorageUnavailable,
+    TrustCallback,
+)
+
+log = logging.getLogger("app.cache")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: The RESP version the listener speaks; see the module docstring.
+PUBSUB_PROTOCOL = 2
+#: Invalidations kept for replay while Redis is down; past this the oldest are dropped (logged).
+MAX_PENDING_INVALIDATIONS = 10_000
+
+#: What the listener copies from the app's client: where and how to connect, nothing
+#: protocol-specific (redis-py 8 adds RESP3-only options to its pools).
+_LISTENER_CONNECTION_KWARGS = frozenset(
+    {
+        "host",
+        "port",
+        "db",
+        "path",
+        "username",
+        "password",
+        "credential_provider",
+        "client_name",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "socket_keepalive_options",
+    }
+)
+
+_LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('GET', KEYS[2])}
+end
+return {0, false}
+"""
+_STORE = """
+local current = redis.call('GET', KEYS[2])
+if (current == false and ARGV[3] == '') or current == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+"""
+_INVALIDATE = """
+for i, key in ipairs(KEYS) do
+  if ARGV[2] == '1' then
+    redis.call('DEL', key)
+    redis.call('INCR', key .. ':gen')
+    redis.call('PEXPIRE', key .. ':gen', ARGV[3])
+  end
+  redis.call('PUBLISH', ARGV[1], key)
+end
+return #KEYS
+"""
+
+
+class RedisStorage(SharedStorage):
+    """Redis as the shared tier. Pass the app's client; the listener opens its own connection."""
+
+    def __init__(
+        self,
+        client: Redis,
+        ttl: timedelta = timedelta(minutes=10),
+        *,
+        retry_interval: timedelta = timedelta(seconds=1),
+        generation_ttl: timedelta = timedelta(hours=1),
+    ) -> None:
+        super().__init__(ttl)
+        self.client = client
+        self.retry_interval = retry_interval.total_seconds()
+        self.generation_ttl_ms = int(generation_ttl.total_seconds() * 1000)
+        self._lock_script = client.register_script(_LOCK)
+        self._store_script = client.register_script(_STORE)
+        self._unlock_script = client.register_script(_UNLOCK)
+        self._invalidate_script = client.register_script(_INVALIDATE)
+        self._down_until = 0.0
+        self._is_down = False
+        self._state_lock = threading.Lock()
+        self._pending: dict[str, bool] = {}  # key -> drop the shared copy too
+        self._prefix = ""
+        self._listener: _Listener | None = None
+
+    # -- health -------------------------------------------------------------
+
+    @property
+    def trusted(self) -> bool:
+        listener = self._listener
+        return listener is not None and listener.subscribed
+
+    @property
+    def available(self) -> bool:
+        return not self._is_down
+
+    def _call(self, operation: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._is_down and monotonic() < self._down_until:
+            raise StorageUnavailable("Redis is down")
+        try:
+            result = operation(*args, **kwargs)
+        except RedisError as exc:
+            self._mark_down(exc)
+            raise StorageUnavailable(str(exc)) from exc
+        if self._is_down:
+            self._mark_up()
+        return result
+
+    def _mark_down(self, exc: Exception) -> None:
+        with self._state_lock:
+            self._down_until = monotonic() + self.retry_interval
+            if self._is_down:
+                return
+            self._is_down = True
+        log.warning(
+            "cache: Redis unavailable (%s: %s); serving from the local tier and the loader,"
+            " retrying every %.1fs",
+            type(exc).__name__,
+            exc,
+            self.retry_interval,
+        )
+
+    def _mark_up(self) -> None:
+        with self._state_lock:
+            if not self._is_down:
+                return
+            self._is_down = False
+            pending, self._pending = self._pending, {}
+        log.warning("cache: Redis is back; replaying %d invalidation(s)", len(pending))
+        for drop_shared in (True, False):
+            keys = [key for key, shared in pending.items() if shared is drop_shared]
+            if keys:
+                try:
+                    self.invalidate(keys, shared_copy=drop_shared)
+                except StorageUnavailable:
+                    return  # down again: invalidate() re-queued them
+
+    # -- values -------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        return self._call(self._get, key)
+
+    def _get(self, key: str) -> bytes | None:
+        value: bytes | None = self.client.get(key)  # pyright: ignore[reportAssignmentType]
+        return value
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self._call(self._mget, keys)
+
+    def _mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        values: list[bytes | None] = self.client.mget(keys)  # pyright: ignore[reportAssignmentType]
+        return values
+
+    def set_many(self, items: Sequence[tuple[str, bytes, float]]) -> None:
+        self._call(self._set_many, items)
+
+    def _set_many(self, items: Sequence[tuple[str, bytes, float]]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key, data, ttl in items:
+                pipe.set(key, data, px=max(1, int(ttl * 1000)))
+            pipe.execute()
+
+    def clear(self) -> None:
+        """Delete every key under this storage's prefix (``SCAN``, not ``KEYS``)."""
+        self._call(self._clear)
+
+    def _clear(self) -> None:
+        batch: list[Any] = []
+        for key in self.client.scan_iter(match=f"{self._prefix}:*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                self.client.delete(*batch)
+                batch.clear()
+        if batch:
+            self.client.delete(*batch)
+
+    # -- loading ------------------------------------------------------------
+
+    def try_lock(self, key: str, ttl_seconds: float) -> Lock | None:
+        token = secrets.token_hex(8)
+        taken, generation = self._call(
+            self._lock_script,
+            keys=[f"{key}:lock", f"{key}:gen"],
+            args=[token, max(1, int(ttl_seconds * 1000))],
+        )
+        return Lock(token, generation) if taken else None
+
+    def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | None]:
+        return self._call(self._try_lock_many, keys, ttl_seconds)
+
+    def _try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | None]:
+        tokens = [secrets.token_hex(8) for _ in keys]
+        with self.client.pipeline(transaction=False) as pipe:
+            for key, token in zip(keys, tokens, strict=True):
+                self._lock_script(
+                    keys=[f"{key}:lock", f"{key}:gen"],
+                    args=[token, max(1, int(ttl_seconds * 1000))],
+                    client=pipe,
+                )
+            replies: list[list[Any]] = pipe.execute()
+        return [
+            Lock(token, generation) if taken else None
+            for token, (taken, generation) in zip(tokens, replies, strict=True)
+        ]
+
+    def store_loaded_many(self, items: Sequence[tuple[str, bytes, float, Lock]]) -> None:
+        self._call(self._store_loaded_many, items)
+
+    def _store_loaded_many(self, items: Sequence[tuple[str, bytes, float, Lock]]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key, data, ttl_seconds, lock in items:
+                self._store_script(
+                    keys=[key, f"{key}:gen"],
+                    args=[data, max(1, int(ttl_seconds * 1000)), lock.generation or b""],
+                    client=pipe,
+                )
+            pipe.execute()
+
+    def unlock_many(self, items: Sequence[tuple[str, Lock]]) -> None:
+        self._call(self._unlock_many, items)
+
+    def _unlock_many(self, items: Sequence[tuple[str, Lock]]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key, lock in items:
+                self._unlock_script(
+                    keys=[f"{key}:lock"],
+                    args=[lock.token, f"{self._prefix}:filled", key],
+                    client=pipe,
+                )
+            pipe.execute()
+
+    def store_loaded(self, key: str, data: bytes, ttl_seconds: float, lock: Lock) -> bool:
+        stored = self._call(
+            self._store_script,
+            keys=[key, f"{key}:gen"],
+            args=[data, max(1, int(ttl_seconds * 1000)), lock.generation or b""],
+        )
+        return bool(stored)
+
+    def unlock(self, key: str, lock: Lock) -> None:
+        self._call(
+            self._unlock_script,
+            keys=[f"{key}:lock"],
+            args=[lock.token, f"{self._prefix}:filled", key],
+        )
+
+    def watch(self, key: str) -> FillWatch:
+        listener = self._listener
+        if listener is None:
+            return _PollingWatch()
+        return listener.watch(key)
+
+    # -- invalidation -------------------------------------------------------
+
+    def invalidate(self, keys: Sequence[str], *, shared_copy: bool = True) -> None:
+        try:
+            self._call(
+                self._invalidate_script,
+                keys=list(keys),
+                args=[
+                    f"{self._prefix}:invalidate",
+                    "1" if shared_copy else "0",
+                    self.generation_ttl_ms,
+                ],
+            )
+        except StorageUnavailable:
+            self._queue(keys, shared_copy=shared_copy)
+            raise
+
+    def _queue(self, keys: Sequence[str], *, shared_copy: bool) -> None:
+        with self._state_lock:
+            for key in keys:
+                self._pending[key] = self._pending.get(key, False) or shared_copy
+            overflow = len(self._pending) - MAX_PENDING_INVALIDATIONS
+            if overflow > 0:
+                for key in list(self._pending)[:overflow]:
+                    del self._pending[key]
+        if overflow > 0:
+            log.error(
+                "cache: %d pending invalidation(s) dropped while Redis is down;"
+                " run `flask cache clear` when it is back",
+                overflow,
+            )
+
+    # -- the listener -------------------------------------------------------
+
+    def attach(
+        self, prefix: str, on_invalidate: InvalidationCallback, on_trust: TrustCallback
+    ) -> None:
+        self._prefix = prefix
+        self._listener = _Listener(self.client, prefix, on_invalidate, on_trust)
+        self._listener.start()
+
+    def ensure_listening(self) -> None:
+        """Restart the listener if it is not running (in a forked child, say)."""
+        listener = self._listener
+        if listener is not None and not listener.running:
+            listener.start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+
+    def reset_after_fork(self) -> None:
+        self._state_lock = threading.Lock()
+        if self._listener is not None:
+            self._listener.reset_after_fork()
+
+
+class _PollingWatch(FillWatch):
+    """Used when no listener runs: wait a growing interval, then let the caller re-check."""
+
+    def __init__(self) -> None:
+        self._interval = 0.02
+
+    def wait(self, timeout: float) -> None:
+        threading.Event().wait(min(timeout, self._interval))
+        self._interval = min(self._interval * 2, 0.5)
+
+
+class _ListenerWatch(FillWatch):
+    def __init__(self, listener: _Listener, key: str) -> None:
+        self._listener = listener
+        self._key = key
+        self.event = threading.Event()
+        self._polling = _PollingWatch()
+
+    def wait(self, timeout: float) -> None:
+        if self._listener.subscribed:
+            self.event.wait(timeout)
+            self.event.clear()
+        else:  # notices may be missed: poll instead
+            self._polling.wait(timeout)
+
+    def close(self) -> None:
+        self._listener.unwatch(self._key, self.event)
+
+
+class _Listener:
+    """One daemon thread per storage: receives invalidations and fill notices."""
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        on_invalidate: InvalidationCallback,
+        on_trust: TrustCallback,
+    ) -> None:
+        pool = client.connection_pool
+        kwargs: dict[str, Any] = {
+            name: value
+            for name, value in pool.connection_kwargs.items()
+            if name in _LISTENER_CONNECTION_KWARGS or name.startswith("ssl_")
+        }
+        kwargs.update(
+            protocol=PUBSUB_PROTOCOL,
+            health_check_interval=5,
+            connection_class=pool.connection_class,
+        )
+        self.client = Redis(connection_pool=ConnectionPool(**kwargs))
+        self.invalidate_channel = f"{prefix}:invalidate".encode()
+        self.filled_channel = f"{prefix}:filled".encode()
+        self._on_invalidate = on_invalidate
+        self._on_trust = on_trust
+        self.subscribed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watchers: dict[str, set[threading.Event]] = {}
+        self._watch_lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="cache-listener", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._set_subscribed(value=False)
+        self.client.close()
+
+    def reset_after_fork(self) -> None:
+        self._thread = None
+        self.subscribed = False
+        self._stop = threading.Event()
+        self._watchers = {}
+        self._watch_lock = threading.Lock()
+
+    def watch(self, key: str) -> FillWatch:
+        watch = _ListenerWatch(self, key)
+        with self._watch_lock:
+            self._watchers.setdefault(key, set()).add(watch.event)
+        return watch
+
+    def unwatch(self, key: str, event: threading.Event) -> None:
+        with self._watch_lock:
+            events = self._watchers.get(key)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._watchers[key]
+
+    def _set_subscribed(self, *, value: bool) -> None:
+        # The manager clears its local tiers before it trusts them again.
+        self.subscribed = value
+        self._on_trust(value)
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub()
+            try:
+                pubsub.subscribe(self.invalidate_channel, self.filled_channel)
+                confirmed = 0
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        confirmed += 1
+                        if confirmed == 2:
+                            self._set_subscribed(value=True)
+                            backoff = 0.05
+                    elif message["type"] == "message":
+                        self._dispatch(message["channel"], message["data"].decode())
+            except (RedisError, OSError) as exc:
+                if self.subscribed:
+                    log.warning(
+                        "cache: invalidation listener lost Redis (%s); local tier bypassed", exc
+                    )
+                self._set_subscribed(value=False)
+            finally:
+                pubsub.close()
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _dispatch(self, channel: bytes, key: str) -> None:
+        if channel == self.invalidate_channel:
+            self._on_invalidate(key)
+        with self._watch_lock:
+            events = list(self._watchers.get(key, ()))
+        for event in events:
+            event.set()

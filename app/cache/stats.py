@@ -1,0 +1,36 @@
+"""Counters the app can expose: per tier hits and misses, and loads.
+
+Increments are plain attribute additions, not locked: under heavy concurrency a
+count may lose an increment now and then, which is fine for metrics and keeps
+the hit path free of locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(slots=True)
+class TierStats:
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+
+
+@dataclass(slots=True)
+class CacheStats:
+    tiers: dict[str, TierStats] = field(default_factory=dict[str, TierStats])
+    loads: int = 0
+    load_errors: int = 0
+    negative_hits: int = 0
+    lock_waits: int = 0
+    lock_wait_timeouts: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def reset(self) -> None:
+        for tier in self.tiers.values():
+            tier.hits = tier.misses = tier.errors = 0
+        self.loads = self.load_errors = self.negative_hits = 0
+        self.lock_waits = self.lock_wait_timeouts = 0
