@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import make_url
 
 from app import create_app
+from app.cache.manager import _live_managers  # pyright: ignore[reportPrivateUsage]
 from app.core.application import APIFlask
 from app.core.settings import Settings
 
@@ -64,6 +65,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's exported APP_ENV or DATABASE_URL must not leak into a test."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _close_cache_managers() -> Iterator[None]:
+    """Stop every cache listener a test started, so none outlives its test."""
+    yield
+    for manager in list(_live_managers):
+        manager.close()
 
 
 @pytest.fixture

@@ -30,10 +30,12 @@ from app.cache.node import Node
 from app.cache.serializer import JSONSerializer, Serializer
 from app.cache.stats import CacheStats, TierStats
 from app.cache.storage import (
+    CLEAR_ALL,
     MISS,
     NEGATIVE,
     CacheConfigurationError,
     Lock,
+    LockHeld,
     SharedStorage,
     Storage,
     StorageUnavailable,
@@ -187,8 +189,7 @@ class Manager:
             self._invalidate(plan, keys, storage_name)
 
     def clear(self) -> None:
-        """Empty every tier: this process's local tiers and the shared storages.
-        Other processes' local tiers expire on their TTL."""
+        """Empty every tier: the shared storages, and the local tiers of every process."""
         self._epoch += 1
         for storage in self._storages.values():
             cast("LocalStorage | SharedStorage", storage).clear()
@@ -349,7 +350,7 @@ class Manager:
                 lock = shared.try_lock(key, self.lock_timeout)
             except StorageUnavailable:
                 return self._load_and_store(node, plan, key, None)
-            if lock is not None:
+            if isinstance(lock, Lock):
                 try:
                     stored = self._read_coordinator(plan, key)  # filled while we queued?
                     if stored is not MISS:
@@ -374,9 +375,13 @@ class Manager:
                         key,
                     )
                     return self._load_and_store(node, plan, key, None)
-                watch.wait(remaining)
+                # A holder that died publishes nothing: wake when its lock expires.
+                watch.wait(min(remaining, lock.expires_in + 0.005))
             finally:
                 watch.close()
+            stored = self._read_coordinator(plan, key)  # woken: filled, or the lock was freed
+            if stored is not MISS:
+                return self._unwrap(stored)
 
     def _read_coordinator(self, plan: _Plan, key: str) -> object:
         shared = cast("SharedStorage", plan.coordinator)
@@ -485,7 +490,7 @@ class Manager:
             return {i: self._load_coordinated(nodes[i], plan, keys[i]) for i in indexes}
         epoch = self._epoch
         shared = plan.coordinator
-        locks: list[Lock | None] = [None] * len(indexes)
+        locks: Sequence[Lock | LockHeld | None] = [None] * len(indexes)
         contended: list[int] = []
         if shared is not None:
             try:
@@ -493,8 +498,14 @@ class Manager:
             except StorageUnavailable:
                 locks = [None] * len(indexes)
             else:
-                contended = [i for i, lock in zip(indexes, locks, strict=True) if lock is None]
-        held = [(i, lock) for i, lock in zip(indexes, locks, strict=True) if i not in contended]
+                contended = [
+                    i for i, lock in zip(indexes, locks, strict=True) if isinstance(lock, LockHeld)
+                ]
+        held = [
+            (i, lock if isinstance(lock, Lock) else None)
+            for i, lock in zip(indexes, locks, strict=True)
+            if i not in contended
+        ]
         values: dict[int, Any] = {}
         try:
             to_load: list[tuple[int, Lock | None]] = list(held)
@@ -577,7 +588,10 @@ class Manager:
         self._epoch += 1
         for storage in self._storages.values():
             if isinstance(storage, LocalStorage):
-                storage.delete(key)
+                if key == CLEAR_ALL:
+                    storage.clear()
+                else:
+                    storage.delete(key)
 
     def _on_trust(self, trusted: bool) -> None:
         if trusted:

@@ -35,9 +35,11 @@ from typing import Any, ParamSpec, TypeVar
 from redis import ConnectionPool, Redis, RedisError
 
 from app.cache.storage import (
+    CLEAR_ALL,
     FillWatch,
     InvalidationCallback,
     Lock,
+    LockHeld,
     SharedStorage,
     StorageUnavailable,
     TrustCallback,
@@ -76,7 +78,7 @@ _LOCK = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1, redis.call('GET', KEYS[2])}
 end
-return {0, false}
+return {0, redis.call('PTTL', KEYS[1])}
 """
 _STORE = """
 local current = redis.call('GET', KEYS[2])
@@ -222,22 +224,23 @@ class RedisStorage(SharedStorage):
                 batch.clear()
         if batch:
             self.client.delete(*batch)
+        self.client.publish(f"{self._prefix}:invalidate", CLEAR_ALL)
 
     # -- loading ------------------------------------------------------------
 
-    def try_lock(self, key: str, ttl_seconds: float) -> Lock | None:
+    def try_lock(self, key: str, ttl_seconds: float) -> Lock | LockHeld:
         token = secrets.token_hex(8)
-        taken, generation = self._call(
+        reply = self._call(
             self._lock_script,
             keys=[f"{key}:lock", f"{key}:gen"],
             args=[token, max(1, int(ttl_seconds * 1000))],
         )
-        return Lock(token, generation) if taken else None
+        return _lock_result(token, reply)
 
-    def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | None]:
+    def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | LockHeld]:
         return self._call(self._try_lock_many, keys, ttl_seconds)
 
-    def _try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | None]:
+    def _try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | LockHeld]:
         tokens = [secrets.token_hex(8) for _ in keys]
         with self.client.pipeline(transaction=False) as pipe:
             for key, token in zip(keys, tokens, strict=True):
@@ -247,10 +250,7 @@ class RedisStorage(SharedStorage):
                     client=pipe,
                 )
             replies: list[list[Any]] = pipe.execute()
-        return [
-            Lock(token, generation) if taken else None
-            for token, (taken, generation) in zip(tokens, replies, strict=True)
-        ]
+        return [_lock_result(token, reply) for token, reply in zip(tokens, replies, strict=True)]
 
     def store_loaded_many(self, items: Sequence[tuple[str, bytes, float, Lock]]) -> None:
         self._call(self._store_loaded_many, items)
@@ -354,6 +354,14 @@ class RedisStorage(SharedStorage):
         self._state_lock = threading.Lock()
         if self._listener is not None:
             self._listener.reset_after_fork()
+
+
+def _lock_result(token: str, reply: list[Any]) -> Lock | LockHeld:
+    taken, detail = reply
+    if taken:
+        return Lock(token, detail)
+    # PTTL: the holder's remaining milliseconds (-1: no TTL, -2: just released).
+    return LockHeld(max(0, int(detail)) / 1000)
 
 
 class _PollingWatch(FillWatch):

@@ -26,6 +26,8 @@ class _Sentinel:
 
 #: Returned by a local storage that does not hold the key.
 MISS: Final = _Sentinel("MISS")
+#: Sent as an invalidated key to empty every process's local tiers.
+CLEAR_ALL: Final = "*"
 #: Stored in place of a value whose ``load()`` returned ``None``.
 NEGATIVE: Final = _Sentinel("NEGATIVE")
 
@@ -69,6 +71,13 @@ class FillWatch:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class LockHeld:
+    """Another caller holds the load lock; it expires in ``expires_in`` seconds at the latest."""
+
+    expires_in: float
+
+
 InvalidationCallback = Callable[[str], None]
 TrustCallback = Callable[[bool], None]
 
@@ -104,11 +113,11 @@ class SharedStorage(Storage):
         """Store ``(key, data, ttl_seconds)`` triples."""
         raise NotImplementedError
 
-    def try_lock(self, key: str, ttl_seconds: float) -> Lock | None:
-        """Take the load lock of ``key``, or return ``None`` if another caller holds it."""
+    def try_lock(self, key: str, ttl_seconds: float) -> Lock | LockHeld:
+        """Take the load lock of ``key``, or say how long another caller may still hold it."""
         raise NotImplementedError
 
-    def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | None]:
+    def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | LockHeld]:
         """:meth:`try_lock` for many keys in one round trip."""
         raise NotImplementedError
 
@@ -177,10 +186,10 @@ class NullStorage(SharedStorage):
     def set_many(self, items: Sequence[tuple[str, bytes, float]]) -> None:
         return None
 
-    def try_lock(self, key: str, ttl_seconds: float) -> Lock | None:
+    def try_lock(self, key: str, ttl_seconds: float) -> Lock | LockHeld:
         return Lock("", None)
 
-    def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | None]:
+    def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | LockHeld]:
         return [Lock("", None)] * len(keys)
 
     def store_loaded(self, key: str, data: bytes, ttl_seconds: float, lock: Lock) -> bool:

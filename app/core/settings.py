@@ -84,6 +84,20 @@ class Settings(BaseSettings):
     redis_url: str = ""
     redis_socket_timeout: PositiveFloat = 1.0
 
+    # -- cache --------------------------------------------------------------
+    #: Entries the in-process tier keeps per process before evicting the least recently used.
+    cache_local_max_size: PositiveInt = 10_000
+    #: Default seconds a value lives in the in-process tier (a node may set its own).
+    cache_local_ttl: PositiveFloat = 30.0
+    #: Default seconds a value lives in Redis (a node may set its own).
+    cache_redis_ttl: PositiveFloat = 600.0
+    #: First segment of every cache key and pub/sub channel; change it to share one Redis between apps.
+    cache_prefix: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "cache"
+    #: Seconds a load lock lives if its holder dies before releasing it.
+    cache_lock_timeout: PositiveFloat = 10.0
+    #: Seconds a caller waits for another process's load before loading itself.
+    cache_lock_wait: PositiveFloat = 5.0
+
     # -- health -------------------------------------------------------------
     #: Seconds each readiness check may take before it counts as down.
     health_check_timeout: PositiveFloat = 1.0

@@ -1,0 +1,155 @@
+"""Nodes, models and helpers shared by the cache tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import ClassVar
+
+import redis
+from conftest import REDIS_URL
+from pydantic import BaseModel
+
+from app.cache import LocalStorage, Manager, Node, RedisStorage
+
+#: Counts loads across processes: every test node's load() INCRs it.
+LOADS_KEY = "test:loads"
+
+
+class Article(BaseModel):
+    id: int
+    title: str
+    version: int = 1
+
+
+class Source:
+    """A stand-in database shared by the loaders of this process."""
+
+    articles: ClassVar[dict[int, Article]] = {}
+    delay: ClassVar[float] = 0.0
+    failing: ClassVar[Exception | None] = None
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.articles = {n: Article(id=n, title=f"title {n}") for n in range(1, 201)}
+        cls.delay = 0.0
+        cls.failing = None
+
+
+def count_load(amount: int = 1) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.incrby(LOADS_KEY, amount)
+    client.close()
+
+
+def loads() -> int:
+    client = redis.Redis.from_url(REDIS_URL)
+    value = int(client.get(LOADS_KEY) or 0)  # pyright: ignore[reportArgumentType]
+    client.close()
+    return value
+
+
+class ArticleNode(Node[Article]):
+    storages: ClassVar = ["local", {"storage": "redis", "ttl": timedelta(seconds=120)}]
+
+    def __init__(self, article_id: int) -> None:
+        self.article_id = article_id
+
+    def key(self) -> str:
+        return f"article:{self.article_id}"
+
+    def load(self) -> Article | None:
+        count_load()
+        if Source.delay:
+            time.sleep(Source.delay)
+        if Source.failing is not None:
+            raise Source.failing
+        return Source.articles.get(self.article_id)
+
+
+class BatchArticleNode(ArticleNode):
+    batches: ClassVar[list[list[int]]] = []
+
+    @classmethod
+    def load_many(cls, nodes: list[BatchArticleNode]) -> list[Article | None]:
+        count_load(len(nodes))
+        cls.batches.append([node.article_id for node in nodes])
+        if Source.failing is not None:
+            raise Source.failing
+        return [Source.articles.get(node.article_id) for node in nodes]
+
+
+class LocalOnlyNode(ArticleNode):
+    storages: ClassVar = ["local"]
+
+
+class RedisOnlyNode(ArticleNode):
+    storages: ClassVar = ["redis"]
+
+
+def redis_client(**kwargs: object) -> redis.Redis:
+    return redis.Redis.from_url(
+        REDIS_URL, socket_timeout=1, socket_connect_timeout=1, **kwargs
+    )  # pyright: ignore[reportArgumentType]
+
+
+def make_manager(
+    client: redis.Redis | None = None,
+    *,
+    max_size: int = 1_000,
+    local_ttl: float = 30,
+    lock_wait: float = 5,
+    lock_timeout: float = 10,
+) -> Manager:
+    manager = Manager(
+        lock_wait=timedelta(seconds=lock_wait), lock_timeout=timedelta(seconds=lock_timeout)
+    )
+    manager.register_storage(
+        "local", LocalStorage(max_size=max_size, ttl=timedelta(seconds=local_ttl))
+    )
+    manager.register_storage(
+        "redis", RedisStorage(client or redis_client(), ttl=timedelta(minutes=10))
+    )
+    wait_trusted(manager)
+    return manager
+
+
+def wait_trusted(manager: Manager, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not manager._local_trusted:
+        if time.monotonic() > deadline:
+            raise AssertionError("cache listener did not subscribe in time")
+        time.sleep(0.005)
+
+
+def run_threads(count: int, target: Callable[..., object], *args: object) -> list[threading.Thread]:
+    threads = [threading.Thread(target=target, args=args) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a thread hung"
+    return threads
+
+
+@contextmanager
+def command_counter(client: redis.Redis) -> Iterator[dict[str, int]]:
+    """Counts the Redis commands run inside the block, by name (from INFO commandstats)."""
+    before = _commandstats(client)
+    counts: dict[str, int] = {}
+    yield counts
+    after = _commandstats(client)
+    for name, calls in after.items():
+        delta = calls - before.get(name, 0)
+        if delta:
+            counts[name] = delta
+
+
+def _commandstats(client: redis.Redis) -> dict[str, int]:
+    info: dict[str, dict[str, int]] = client.info(
+        "commandstats"
+    )  # pyright: ignore[reportAssignmentType]
+    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in info.items()}
