@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,37 @@ def test_docs_list_exactly_the_error_code_catalogue() -> None:
     text = (Path(__file__).parents[1] / "docs" / "errors.md").read_text()
     rows = re.findall(r"^\| (\d{5}) \| `(\w+)` \| (\d{3}) \|", text, flags=re.MULTILINE)
     assert rows == [(str(int(c)), c.name, str(int(c.http_status))) for c in ErrorCode]
+
+
+def _chunked_post(client: FlaskClient, body: bytes) -> Any:
+    # What gunicorn passes for a chunked body: no Content-Length, a terminated stream.
+    return client.post(
+        "/api/v1/_echo",
+        data=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut_short(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(max_content_length=100))
+    add_test_routes(app)
+    body = b'{"a":1}' + b" " * 200
+    response = _chunked_post(app.test_client(), body)
+    assert response.status_code == 413
+    assert envelope(response)["error_code"] == ErrorCode.PAYLOAD_TOO_LARGE
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_accepted(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(max_content_length=100))
+    add_test_routes(app)
+    body = b'{"a":"' + b"x" * 92 + b'"}'
+    assert len(body) == 100
+    assert _chunked_post(app.test_client(), body).status_code == 200
+    assert (
+        app.test_client()
+        .post("/api/v1/_echo", data=body, content_type="application/json")
+        .status_code
+        == 200
+    )

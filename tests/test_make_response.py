@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from flask import Response, session
+from flask import Response, abort, session
 from flask.testing import FlaskClient
 from pydantic import BaseModel
 from werkzeug.datastructures import Headers
@@ -183,3 +183,57 @@ def test_there_are_no_cookie_sessions(app: APIFlask) -> None:
 
 def test_no_cookie_is_set_on_an_ordinary_response(client: FlaskClient) -> None:
     assert "Set-Cookie" not in client.get("/api/v1/health").headers
+
+
+def test_a_missing_trailing_slash_redirects_with_an_empty_body(app: APIFlask) -> None:
+    @app.get("/api/v1/_things/")
+    def things() -> list[int]:
+        return []
+
+    response = app.test_client().get("/api/v1/_things")
+    assert response.status_code == 308
+    assert response.headers["Location"].endswith("/api/v1/_things/")
+    assert response.data == b""
+
+
+def test_a_doubled_slash_redirects(client: FlaskClient) -> None:
+    response = client.get("/api//v1/health")
+    assert response.status_code == 308
+    assert response.headers["Location"].endswith("/api/v1/health")
+
+
+def test_abort_with_a_response_sends_that_response(app: APIFlask) -> None:
+    @app.get("/api/v1/_abort_response")
+    def abort_response() -> None:
+        abort(Response("raw", 400, mimetype="text/plain"))
+
+    response = app.test_client().get("/api/v1/_abort_response")
+    assert (response.status_code, response.data, response.mimetype) == (400, b"raw", "text/plain")
+
+
+def test_a_content_type_header_from_the_view_wins(app: APIFlask) -> None:
+    response = serve(app, (b"a,b\n1,2\n", {"Content-Type": "text/csv"})).get("/api/v1/_value")
+    assert response.headers["Content-Type"] == "text/csv"
+    assert response.data == b"a,b\n1,2\n"
+
+
+def test_empty_responses_have_no_content_type(app: APIFlask, client: FlaskClient) -> None:
+    assert "Content-Type" not in serve(app, None).get("/api/v1/_value").headers
+    options = client.options("/api/v1/health")
+    assert options.status_code == 200
+    assert "Content-Type" not in options.headers
+    assert set(options.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_none_with_a_status_has_no_body_and_no_type(app: APIFlask) -> None:
+    response = serve(app, (None, 200)).get("/api/v1/_value")
+    assert (response.status_code, response.data) == (200, b"")
+    assert "Content-Type" not in response.headers
+
+
+def test_head_answers_like_get_without_a_body(client: FlaskClient) -> None:
+    response = client.head("/api/v1/health")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.data == b""
+    assert response.headers["Content-Length"] == str(len(b'{"status":"ok"}'))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import random
 import uuid
+import warnings
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cached_property
@@ -18,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    RootModel,
     SecretStr,
     computed_field,
     field_serializer,
@@ -323,3 +325,64 @@ def test_a_subclass_inside_a_list_field_is_caught_too() -> None:
 def test_other_configs_and_types_stay_with_pydantic(model: BaseModel) -> None:
     assert not qualifies(type(model))
     assert dumps_bytes(model) == model.model_dump_json().encode()
+
+
+class Tags(RootModel[list[str]]):
+    pass
+
+
+class Temporal(BaseModel):
+    model_config = ConfigDict(ser_json_temporal="milliseconds")
+    at: AwareDatetime
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # json_encoders: deprecated, still honoured
+
+    class Encoded(BaseModel):
+        model_config = ConfigDict(
+            json_encoders={uuid.UUID: lambda u: "custom"}
+        )  # pyright: ignore[reportDeprecated]
+        id: uuid.UUID
+
+
+class Plain(BaseModel):
+    n: int
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        Tags(["a", "b"]),
+        Temporal(at=datetime(2026, 1, 1, tzinfo=UTC)),
+        Encoded(id=uuid.UUID(int=1)),
+    ],
+    ids=["RootModel", "ser_json_temporal", "json_encoders"],
+)
+def test_root_models_and_serialization_config_stay_with_pydantic(model: BaseModel) -> None:
+    assert not qualifies(type(model))
+    assert dumps_bytes(model) == model.model_dump_json().encode()
+    assert dumps_bytes([model]) == b"[" + model.model_dump_json().encode() + b"]"
+
+
+def test_extra_keys_in_the_instance_dict_are_not_written() -> None:
+    copy = Plain(n=1).model_copy(update={"secret": "x"})
+    assert dumps_bytes(copy) == b'{"n":1}' == copy.model_dump_json().encode()
+    by_hand = Plain(n=2)
+    object.__setattr__(by_hand, "leak", "y")
+    assert dumps_bytes(by_hand) == b'{"n":2}'
+
+
+def test_integers_past_64_bits_in_a_model_are_written_by_pydantic() -> None:
+    huge = Plain(n=2**64)
+    assert dumps_bytes(huge) == b'{"n":18446744073709551616}'
+    assert dumps_bytes({"items": [huge]}) == b'{"items":[{"n":18446744073709551616}]}'
+
+
+def test_integers_past_64_bits_in_plain_data_raise_a_clear_type_error() -> None:
+    with pytest.raises(TypeError, match="64-bit"):
+        dumps_bytes({"n": 2**64})
+
+
+def test_dicts_with_non_string_keys_are_written_like_the_standard_library() -> None:
+    assert dumps_bytes({1: "a", 2026: [Plain(n=1)]}) == b'{"1":"a","2026":[{"n":1}]}'

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.core.error_codes import ErrorCode
@@ -58,6 +60,27 @@ class APIRequest(Request):
             )
         raise APIException(error_code=ErrorCode.MALFORMED_JSON)
 
+    @property
+    def max_content_length(self) -> int | None:
+        """One byte past the configured limit, so :meth:`get_data` can tell a body
+        of exactly the limit from a longer streamed (chunked) one, which Werkzeug
+        would otherwise cut short without a word."""
+        limit = super().max_content_length
+        return None if limit is None else limit + 1
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        Request.max_content_length.__set__(self, value)
+
+    def get_data(  # type: ignore[override]
+        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
+    ) -> Any:
+        data = super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
+        limit = self.max_content_length
+        if limit is not None and len(data) >= limit:
+            raise RequestEntityTooLarge
+        return data
+
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object: 415 if it is not JSON, 400 if it is malformed
         or is a JSON value other than an object (an array, a string, ...)."""
@@ -65,6 +88,12 @@ class APIRequest(Request):
         if not isinstance(body, dict):
             raise APIException(error_code=ErrorCode.BODY_NOT_OBJECT)
         return body  # pyright: ignore[reportUnknownVariableType]
+
+
+class APIResponse(Response):
+    """A response whose body is JSON unless it says otherwise."""
+
+    default_mimetype = JSON_MIMETYPE
 
 
 class StatelessSessionInterface(SessionInterface):
@@ -111,7 +140,7 @@ class APIFlask(_TypedRoutes, Flask):
 
     json_provider_class = OrJSONProvider
     request_class = APIRequest
-    response_class = Response
+    response_class = APIResponse
     session_interface = StatelessSessionInterface()
 
     def __init__(self, import_name: str, *, settings: Settings, **kwargs: Any) -> None:
@@ -121,9 +150,12 @@ class APIFlask(_TypedRoutes, Flask):
     def make_response(self, rv: Any) -> Response:
         # The common case first: no tuple, no Response.
         if type(rv) is dict or type(rv) is list:
-            return self.response_class(dumps_bytes(rv), mimetype=JSON_MIMETYPE)
+            return self.response_class(dumps_bytes(rv))
         if isinstance(rv, WerkzeugResponse):
             return super().make_response(rv)
+        if isinstance(rv, HTTPException):
+            # Flask hands back routing redirects and abort(Response) unhandled.
+            return self._http_exception_response(rv)
 
         status: StatusLike | None = None
         headers: HeadersLike | None = None
@@ -134,9 +166,30 @@ class APIFlask(_TypedRoutes, Flask):
                 return super().make_response(parts)
 
         if rv is None:
-            return self.response_class(None, status or HTTPStatus.NO_CONTENT, headers)
+            response = self.response_class(None, status or HTTPStatus.NO_CONTENT, headers)
+            if not _names_content_type(headers):
+                del response.headers["Content-Type"]  # no body, so no type
+            return response
         body = bytes(rv) if isinstance(rv, bytes | bytearray) else dumps_bytes(rv)
-        return self.response_class(body, status, headers, mimetype=JSON_MIMETYPE)
+        # JSON unless the view's own headers name another Content-Type.
+        return self.response_class(body, status, headers)
+
+    def make_default_options_response(self) -> Response:
+        response = super().make_default_options_response()
+        del response.headers["Content-Type"]  # OPTIONS answers with Allow and no body
+        return response
+
+    def _http_exception_response(self, exc: HTTPException) -> Response:
+        if exc.response is not None:  # abort(Response(...))
+            return super().make_response(exc.response)
+        response = self.response_class(None, exc.code or HTTPStatus.INTERNAL_SERVER_ERROR)
+        del response.headers["Content-Type"]
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        if isinstance(exc, RequestRedirect):  # /api/v1/items -> /api/v1/items/
+            response.headers["Location"] = exc.new_url
+        return response
 
     def log_exception(
         self,
@@ -146,6 +199,13 @@ class APIFlask(_TypedRoutes, Flask):
     ) -> None:
         """Unhandled errors go to the error log, with their traceback and request id."""
         log.error("Unhandled exception on %s %s", request.method, request.path, exc_info=exc_info)
+
+
+def _names_content_type(headers: HeadersLike | None) -> bool:
+    if headers is None:
+        return False
+    items = headers.items() if isinstance(headers, Headers | Mapping) else headers
+    return any(name.lower() == "content-type" for name, _ in items)
 
 
 def current_settings() -> Settings:

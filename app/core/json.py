@@ -66,7 +66,26 @@ def dumps_bytes(obj: Any) -> bytes:
             and all(type(item) is first_class for item in items)
         ):
             return _list_adapter(first_class).dump_json(items)
-    return orjson.dumps(obj, default=default, option=ORJSON_OPTIONS)
+    try:
+        return orjson.dumps(obj, default=default, option=ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _dumps_unusual(obj)
+
+
+def _dumps_unusual(obj: Any) -> bytes:
+    """The slow path, taken only after the fast one failed: dicts with non-string
+    keys (written as strings, like the standard library does) and integers past
+    64 bits inside models (written by pydantic). Whatever still fails raises a
+    ``TypeError`` saying what."""
+    return orjson.dumps(
+        obj, default=_default_exact, option=ORJSON_OPTIONS | orjson.OPT_NON_STR_KEYS
+    )
+
+
+def _default_exact(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return orjson.Fragment(obj.__pydantic_serializer__.to_json(obj))
+    return default(obj)
 
 
 class OrJSONProvider(JSONProvider):

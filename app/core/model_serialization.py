@@ -45,11 +45,51 @@ from pydantic.functional_serializers import PlainSerializer, WrapSerializer
 _EXACT_TYPES: frozenset[object] = frozenset(
     {str, int, bool, float, type(None), uuid.UUID, date, AwareDatetime, Decimal}
 )
-_DEFAULT_SER_JSON = {
-    "ser_json_timedelta": "iso8601",
-    "ser_json_bytes": "utf8",
-    "ser_json_inf_nan": "null",
-}
+#: ``model_config`` keys that only affect validation or the JSON schema, never
+#: what a model serializes to. A key not listed here (``ser_json_temporal``,
+#: ``json_encoders``, ``serialize_by_alias``, one a future pydantic adds...)
+#: keeps the class on pydantic's path.
+_NEUTRAL_CONFIG_KEYS = frozenset(
+    {
+        "title",
+        "model_title_generator",
+        "field_title_generator",
+        "str_to_lower",
+        "str_to_upper",
+        "str_strip_whitespace",
+        "str_min_length",
+        "str_max_length",
+        "extra",  # but not "allow": checked on its own
+        "frozen",
+        "populate_by_name",
+        "validate_by_name",
+        "validate_by_alias",
+        "use_enum_values",
+        "validate_assignment",
+        "arbitrary_types_allowed",
+        "from_attributes",
+        "loc_by_alias",
+        "alias_generator",
+        "allow_inf_nan",
+        "json_schema_extra",
+        "json_schema_mode_override",
+        "json_schema_serialization_defaults_required",
+        "strict",
+        "revalidate_instances",
+        "validate_default",
+        "validate_return",
+        "protected_namespaces",
+        "hide_input_in_errors",
+        "defer_build",
+        "plugin_settings",
+        "coerce_numbers_to_str",
+        "regex_engine",
+        "validation_error_cause",
+        "use_attribute_docstrings",
+        "cache_strings",
+        "val_json_bytes",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +103,7 @@ class _NestedField:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
+    field_count: int
     nested: tuple[_NestedField, ...]
 
 
@@ -96,14 +137,15 @@ def with_pydantic(model: BaseModel) -> orjson.Fragment:
 def _make_writer(plan: _Plan | None) -> Writer:
     if plan is None:
         return with_pydantic
-    if not plan.nested:
-        return _fields_of  # a C-level attribute read: the common leaf model
-    if len(plan.nested) == 1 and not plan.nested[0].many:
-        return _one_nested_writer(plan.nested[0].name, plan.nested[0].model)
+    count = plan.field_count
     nested = plan.nested
 
     def checked_fields(model: BaseModel) -> Any:
         fields = _fields_of(model)
+        # Anything in __dict__ besides the fields (model_copy(update=...) with an
+        # unknown key, an attribute set by hand) is not written by pydantic.
+        if len(fields) != count:
+            return with_pydantic(model)
         for field in nested:
             value = fields[field.name]
             if value is None:
@@ -114,19 +156,6 @@ def _make_writer(plan: _Plan | None) -> Writer:
             elif type(value) is not field.model:
                 return with_pydantic(model)
         return fields
-
-    return checked_fields
-
-
-def _one_nested_writer(name: str, nested_model: type[BaseModel]) -> Writer:
-    """The usual shape (an article with its author), without the general loop."""
-
-    def checked_fields(model: BaseModel) -> Any:
-        fields = _fields_of(model)
-        value = fields[name]
-        if value is None or type(value) is nested_model:
-            return fields
-        return with_pydantic(model)
 
     return checked_fields
 
@@ -142,10 +171,10 @@ def _plan_of(cls: type[BaseModel]) -> _Plan | None:
 
 def _make_plan(cls: type[BaseModel]) -> _Plan | None:
     config = cls.model_config
-    if config.get("extra") == "allow" or config.get("serialize_by_alias"):
+    if config.get("extra") == "allow" or not _NEUTRAL_CONFIG_KEYS.issuperset(config):
         return None
-    if any(config.get(key, default) != default for key, default in _DEFAULT_SER_JSON.items()):
-        return None
+    if getattr(cls, "__pydantic_root_model__", False):
+        return None  # RootModel writes its root, not a "root" field
     decorators = cls.__pydantic_decorators__
     if decorators.field_serializers or decorators.model_serializers:
         return None
@@ -161,7 +190,7 @@ def _make_plan(cls: type[BaseModel]) -> _Plan | None:
         if found is None:
             return None
         nested.extend(_NestedField(name, model, many) for model, many in found)
-    return _Plan(tuple(nested))
+    return _Plan(len(cls.model_fields), tuple(nested))
 
 
 def _has_cached_property(cls: type[BaseModel]) -> bool:
