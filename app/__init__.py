@@ -15,7 +15,7 @@ from app.core import logging as app_logging
 from app.core import request_id
 from app.core.application import APIFlask
 from app.core.errors import register_error_handlers
-from app.core.settings import Settings, load_settings
+from app.core.settings import Settings, SettingsError, load_settings
 
 __all__ = ["create_app"]
 
@@ -26,11 +26,12 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     """Build the app from ``settings`` (by default, read from the environment)."""
     settings = settings or load_settings()
     app_logging.configure_logging(settings)
+    instance_path = _make_instance_folder(settings)
 
     app = APIFlask(
         __name__,
         settings=settings,
-        instance_path=str(Path(settings.instance_path).resolve()),
+        instance_path=str(instance_path),
         instance_relative_config=False,
     )
     app.config.from_mapping(
@@ -52,6 +53,17 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     register_error_handlers(app)
     register_blueprints(app)
     return app
+
+
+def _make_instance_folder(settings: Settings) -> Path:
+    path = settings.instance_path.resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"Refusing to start: invalid setting INSTANCE_PATH: cannot create {path} ({exc.strerror})"
+        ) from None
+    return path
 
 
 def _init_extensions(app: APIFlask) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from conftest import MYSQL_URL, SettingsFactory
 from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 
 from app import create_app
-from app.extensions.database import MYSQL_SQL_MODE, get_database
+from app.extensions.database import get_database
 
 
 def test_ping_works_on_both_backends(make_settings: SettingsFactory, database_url: str) -> None:
@@ -37,7 +40,6 @@ def test_mysql_connections_are_utf8mb4_strict_and_utc(make_settings: SettingsFac
     assert "STRICT_ALL_TABLES" in sql_mode
     assert "STRICT_TRANS_TABLES" in sql_mode
     assert time_zone == "+00:00"
-    assert MYSQL_SQL_MODE.startswith("TRADITIONAL")
 
 
 def test_mysql_pool_sizes_come_from_settings(make_settings: SettingsFactory) -> None:
@@ -74,3 +76,20 @@ def test_in_memory_sqlite_is_allowed(make_settings: SettingsFactory) -> None:
     app = create_app(make_settings(database_url="sqlite://"))
     with app.app_context():
         get_database().ping()
+
+
+def test_database_echo_logs_each_statement_once_through_the_app_logging(
+    make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(database_echo=True))
+    with app.app_context():
+        get_database().ping()
+    statements = [
+        r
+        for r in caplog.records
+        if r.name.startswith("sqlalchemy.engine") and "SELECT 1" in r.getMessage()
+    ]
+    assert len(statements) == 1
+    assert logging.getLogger("sqlalchemy.engine").handlers == []
+    create_app(make_settings(database_echo=False))
+    assert logging.getLogger("sqlalchemy.engine").level == logging.WARNING

@@ -105,6 +105,11 @@ def test_gunicorn_config_reads_workers_and_threads_from_settings(tmp_path: Path)
         "print(c['workers'], c['threads'], c['worker_class'], c['accesslog'])"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code.replace("gunicorn.conf.py", str(ROOT / "gunicorn.conf.py"))],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert result.stdout.split() == ["7", "3", "gthread", "None"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -98,3 +99,37 @@ def test_a_hung_dependency_answers_within_the_bound(
     assert response.get_json()["checks"]["redis"] == {"status": "down", "latency_ms": 300.0}
     assert elapsed < 2.0
     assert any("redis timed out" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hung_dependency_never_makes_a_healthy_one_look_down(
+    make_settings: SettingsFactory, blackhole: int
+) -> None:
+    app = create_app(
+        make_settings(
+            redis_url=f"redis://127.0.0.1:{blackhole}/0",
+            redis_socket_timeout=3.0,
+            health_check_timeout=0.3,
+        )
+    )
+    results: list[str] = []
+
+    def probe() -> None:
+        body = app.test_client().get("/api/v1/health/ready").get_json()
+        results.append(body["checks"]["database"]["status"])
+
+    threads = [threading.Thread(target=probe) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results == ["ok"] * 12
+
+
+def test_check_failures_are_logged_with_the_request_id(
+    make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(redis_url=f"redis://127.0.0.1:{closed_port()}/0"))
+    app.test_client().get("/api/v1/health/ready", headers={"X-Request-ID": "ready-1"})
+    [record] = [r for r in caplog.records if r.name == "app.health"]
+    assert "readiness check redis is down" in record.getMessage()
+    assert record.__dict__["request_id"] == "ready-1"

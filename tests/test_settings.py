@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from app import create_app
 from app.core.settings import (
     DEFAULT_SECRET_KEY,
     Settings,
@@ -161,3 +162,36 @@ def test_env_example_documents_every_setting() -> None:
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^#?\s?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DATABASE_URL", "notaurl", "invalid setting DATABASE_URL: not a SQLAlchemy URL"),
+        ("REDIS_URL", "http://cache:6379", "invalid setting REDIS_URL: must start with redis://"),
+        (
+            "HEALTH_CHECK_TIMEOUT",
+            "5",
+            "invalid setting HEALTH_CHECK_TIMEOUT: Input should be less than or equal to 2",
+        ),
+        ("CACHE_PREFIX", "has space", "invalid setting CACHE_PREFIX"),
+    ],
+)
+def test_bad_urls_and_bounds_are_one_line_errors(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_instance_path_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SettingsError) as caught:
+        create_app(load_settings(instance_path=blocker / "instance"))
+    assert str(caught.value).startswith(
+        "Refusing to start: invalid setting INSTANCE_PATH: cannot create"
+    )

@@ -12,8 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 AppEnv = Literal["development", "testing", "production"]
 LogFormat = Literal["text", "json"]
@@ -99,8 +101,8 @@ class Settings(BaseSettings):
     cache_lock_wait: PositiveFloat = 5.0
 
     # -- health -------------------------------------------------------------
-    #: Seconds each readiness check may take before it counts as down.
-    health_check_timeout: PositiveFloat = 1.0
+    #: Seconds each readiness check may take before it counts as down (at most 2).
+    health_check_timeout: Annotated[float, Field(gt=0, le=2)] = 1.0
 
     # -- logging ------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -113,6 +115,25 @@ class Settings(BaseSettings):
     gunicorn_workers: PositiveInt = 2
     gunicorn_threads: PositiveInt = 4
     gunicorn_timeout: PositiveInt = 30
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, value: str) -> str:
+        if value:
+            try:
+                make_url(value)
+            except ArgumentError:
+                raise ValueError(
+                    "not a SQLAlchemy URL (e.g. mysql+pymysql://user:pw@host:3306/db)"
+                ) from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_has_a_redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

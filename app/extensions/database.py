@@ -7,6 +7,7 @@ pre-pings and recycles connections, and its sizes come from the settings.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -57,8 +58,12 @@ def create_database_engine(settings: Settings) -> Engine:
     options: dict[str, Any] = {
         "pool_pre_ping": True,
         "pool_recycle": settings.database_pool_recycle,
-        "echo": settings.database_echo,
     }
+    # Not create_engine(echo=True): that adds SQLAlchemy's own handler, and every
+    # statement would be printed twice, once outside the app's log format.
+    logging.getLogger("sqlalchemy.engine").setLevel(
+        logging.INFO if settings.database_echo else logging.WARNING
+    )
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url.database, options)
     connect_args: dict[str, Any] = {}

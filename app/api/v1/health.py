@@ -7,11 +7,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from typing import Any, Literal
 
@@ -26,9 +26,6 @@ bp = APIBlueprint("health", __name__, url_prefix="/health")
 
 CheckStatus = Literal["ok", "down", "disabled"]
 Check = Callable[[], None]
-
-#: Shared by all requests: a hung check occupies a thread, never the request.
-_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
 
 
 @bp.get("")
@@ -56,31 +53,50 @@ def _configured_checks() -> dict[str, Check | None]:
 
 def _run_checks(checks: dict[str, Check | None], timeout: float) -> dict[str, dict[str, Any]]:
     started = time.perf_counter()
-    futures: dict[str, Future[float]] = {
-        name: _executor.submit(_timed, check) for name, check in checks.items() if check
-    }
+    runs = {name: _CheckRun(check) for name, check in checks.items() if check is not None}
     results: dict[str, dict[str, Any]] = {}
     for name in checks:
-        future = futures.get(name)
-        if future is None:
+        run = runs.get(name)
+        if run is None:
             results[name] = {"status": "disabled", "latency_ms": None}
             continue
-        remaining = max(0.0, timeout - (time.perf_counter() - started))
-        try:
-            latency = future.result(timeout=remaining)
-        except FutureTimeout:
+        run.join(max(0.0, timeout - (time.perf_counter() - started)))
+        if run.latency_ms is not None:
+            results[name] = {"status": "ok", "latency_ms": round(run.latency_ms, 2)}
+        elif run.error is not None:
+            error = run.error
+            log.warning("readiness check %s is down: %s: %s", name, type(error).__name__, error)
+            elapsed = (time.perf_counter() - started) * 1000
+            results[name] = {"status": "down", "latency_ms": round(elapsed, 2)}
+        else:
             log.warning("readiness check %s timed out after %.1fs", name, timeout)
             results[name] = {"status": "down", "latency_ms": round(timeout * 1000, 2)}
-        except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "down"
-            log.warning("readiness check %s is down: %s: %s", name, type(exc).__name__, exc)
-            latency = (time.perf_counter() - started) * 1000
-            results[name] = {"status": "down", "latency_ms": round(latency, 2)}
-        else:
-            results[name] = {"status": "ok", "latency_ms": round(latency, 2)}
     return results
 
 
-def _timed(check: Check) -> float:
-    started = time.perf_counter()
-    check()
-    return (time.perf_counter() - started) * 1000
+class _CheckRun:
+    """One check on a thread of its own: a hung dependency holds up only its own
+    thread, never the request and never another check. The thread runs in a copy
+    of the request's context, so its log lines carry the request id."""
+
+    def __init__(self, check: Check) -> None:
+        self.latency_ms: float | None = None
+        self.error: Exception | None = None
+        self._check = check
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="health-check", daemon=True
+        )
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._check()
+        except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "down"
+            self.error = exc
+        else:
+            self.latency_ms = (time.perf_counter() - started) * 1000
