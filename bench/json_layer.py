@@ -60,6 +60,27 @@ class Article(BaseModel):
     score: float
 
 
+class PlainAuthor(BaseModel):
+    id: uuid.UUID
+    name: str
+    joined_at: datetime
+
+
+class PlainArticle(BaseModel):
+    """The same shape with plain ``datetime`` fields: not on the orjson fast path."""
+
+    id: uuid.UUID
+    title: str
+    body: str
+    status: Literal["draft", "published"]
+    tags: list[str]
+    author: PlainAuthor
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    score: float
+
+
 def make_articles(count: int) -> list[Article]:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     return [
@@ -115,6 +136,12 @@ def build_rivals(
     models_bytes = adapter.dump_json(articles)
     dicts_bytes = orjson.dumps(dicts, option=ORJSON_OPTIONS)
 
+    plain = [PlainArticle.model_validate(a.model_dump()) for a in articles]
+    plain_adapter = TypeAdapter(list[PlainArticle])
+    plain_bytes = plain_adapter.dump_json(plain)
+    ours.add_url_rule("/plain", "plain", lambda: plain)
+    ours.add_url_rule("/plain-bytes", "plain_bytes", lambda: plain_bytes)
+    stock.add_url_rule("/plain", "plain", lambda: [a.model_dump(mode="json") for a in plain])
     ours.add_url_rule("/models", "models", lambda: articles)
     ours.add_url_rule("/dicts", "dicts", lambda: dicts)
     ours.add_url_rule("/models-bytes", "models_bytes", lambda: models_bytes)
@@ -131,6 +158,13 @@ def build_rivals(
             "serialize": call(adapter.dump_json, articles),
             "dumps_bytes": call(dumps_bytes, articles),
             "dump+orjson": call(dump_then_orjson, articles),
+        },
+        "models, plain datetime": {
+            "APIFlask": request_rival(ours, "/plain"),
+            "stock Flask": request_rival(stock, "/plain"),
+            "floor req": request_rival(ours, "/plain-bytes"),
+            "serialize": call(plain_adapter.dump_json, plain),
+            "dumps_bytes": call(dumps_bytes, plain),
         },
         "dicts": {
             "APIFlask": request_rival(ours, "/dicts"),

@@ -48,6 +48,10 @@ def add_test_routes(app: APIFlask) -> None:
     def create() -> NewArticle:
         return NewArticle.model_validate(request.json_object())  # type: ignore[attr-defined]
 
+    @app.post("/api/v1/_validated")
+    def validated() -> NewArticle:
+        return request.validated_json(NewArticle)  # type: ignore[attr-defined]
+
     @app.get("/api/v1/_boom")
     def boom() -> None:
         raise ZeroDivisionError("secret detail /etc/passwd")
@@ -359,3 +363,21 @@ def test_a_chunked_body_of_exactly_the_limit_is_accepted(make_settings: Settings
         .status_code
         == 200
     )
+
+
+def test_validated_json_locates_problems_under_body(error_client: FlaskClient) -> None:
+    response = error_client.post("/api/v1/_validated", json={"views": 1})
+    assert response.status_code == 422
+    assert envelope(response)["details"] == [
+        {"loc": ["body", "title"], "msg": "Field required", "type": "missing"}
+    ]
+
+
+def test_validated_json_returns_the_model(error_client: FlaskClient) -> None:
+    response = error_client.post("/api/v1/_validated", json={"title": "t", "views": 2})
+    assert response.get_json() == {"title": "t", "views": 2}
+
+
+def test_validated_json_still_needs_an_object(error_client: FlaskClient) -> None:
+    response = error_client.post("/api/v1/_validated", json=[1])
+    assert envelope(response)["error_code"] == ErrorCode.BODY_NOT_OBJECT

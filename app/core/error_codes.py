@@ -1,8 +1,8 @@
 """The stable catalogue of ``error_code`` values in the error envelope.
 
 Frontends branch on these numbers, so a code is never reused or renumbered:
-retire one by leaving it here, deprecated. The docs list is generated from this
-enum and a test keeps the two in step.
+retire one by leaving it here, deprecated. ``docs/errors.md`` lists the same
+table; tests fail if the two differ or if a number changes.
 
 Codes are grouped by family: ``10xxx`` request problems, ``11xxx`` authentication,
 ``12xxx`` authorisation, ``13xxx`` missing things, ``14xxx`` state conflicts,

@@ -20,7 +20,13 @@ import orjson
 from flask.json.provider import JSONProvider
 from pydantic import BaseModel, TypeAdapter
 
-from app.core.model_serialization import qualifies, writer_for, writers
+from app.core.model_serialization import (
+    fast_path_specs,
+    qualifies,
+    with_pydantic,
+    writer_for,
+    writers,
+)
 
 if TYPE_CHECKING:
     from flask import Response
@@ -34,6 +40,23 @@ ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 def default(obj: Any) -> Any:
     """orjson's fallback for the types it does not know."""
+    # The hottest case inline, without a further call: a model on the fast path.
+    # The checks are model_serialization's (see there for why each is needed).
+    spec = fast_path_specs.get(type(obj))  # pyright: ignore[reportUnknownArgumentType]
+    if spec is not None:
+        fields = obj.__dict__
+        if len(fields) != spec[0]:
+            return with_pydantic(obj)
+        for name, nested_model, many in spec[1]:
+            value = fields[name]
+            if value is None:
+                continue
+            if many:
+                if any(type(item) is not nested_model for item in value):
+                    return with_pydantic(obj)
+            elif type(value) is not nested_model:
+                return with_pydantic(obj)
+        return fields
     writer = writers.get(type(obj))  # pyright: ignore[reportUnknownArgumentType]
     if writer is not None:
         return writer(obj)
