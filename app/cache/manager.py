@@ -580,7 +580,7 @@ class Manager:
             if not (drop_shared or drop_locals):
                 continue
             try:
-                storage.invalidate(keys, shared_copy=drop_shared)
+                storage.invalidate(keys, shared_copy=drop_shared, local_copies=drop_locals)
             except StorageUnavailable:
                 self.stats.tiers[name].errors += 1
 

@@ -102,7 +102,9 @@ for i, key in ipairs(KEYS) do
     redis.call('INCR', key .. ':gen')
     redis.call('PEXPIRE', key .. ':gen', ARGV[3])
   end
-  redis.call('PUBLISH', ARGV[1], key)
+  if ARGV[4] == '1' then
+    redis.call('PUBLISH', ARGV[1], key)
+  end
 end
 return #KEYS
 """
@@ -130,7 +132,8 @@ class RedisStorage(SharedStorage):
         self._down_until = 0.0
         self._is_down = False
         self._state_lock = threading.Lock()
-        self._pending: dict[str, bool] = {}  # key -> drop the shared copy too
+        # key -> (drop the shared copy, drop the local copies) once Redis is back
+        self._pending: dict[str, tuple[bool, bool]] = {}
         self._prefix = ""
         self._listener: _Listener | None = None
 
@@ -178,13 +181,12 @@ class RedisStorage(SharedStorage):
             self._is_down = False
             pending, self._pending = self._pending, {}
         log.warning("cache: Redis is back; replaying %d invalidation(s)", len(pending))
-        for drop_shared in (True, False):
-            keys = [key for key, shared in pending.items() if shared is drop_shared]
-            if keys:
-                try:
-                    self.invalidate(keys, shared_copy=drop_shared)
-                except StorageUnavailable:
-                    return  # down again: invalidate() re-queued them
+        for flags in set(pending.values()):
+            keys = [key for key, key_flags in pending.items() if key_flags == flags]
+            try:
+                self.invalidate(keys, shared_copy=flags[0], local_copies=flags[1])
+            except StorageUnavailable:
+                return  # down again: invalidate() re-queued them
 
     # -- values -------------------------------------------------------------
 
@@ -301,7 +303,9 @@ class RedisStorage(SharedStorage):
 
     # -- invalidation -------------------------------------------------------
 
-    def invalidate(self, keys: Sequence[str], *, shared_copy: bool = True) -> None:
+    def invalidate(
+        self, keys: Sequence[str], *, shared_copy: bool = True, local_copies: bool = True
+    ) -> None:
         try:
             self._call(
                 self._invalidate_script,
@@ -310,16 +314,18 @@ class RedisStorage(SharedStorage):
                     f"{self._prefix}:invalidate",
                     "1" if shared_copy else "0",
                     self.generation_ttl_ms,
+                    "1" if local_copies else "0",
                 ],
             )
         except StorageUnavailable:
-            self._queue(keys, shared_copy=shared_copy)
+            self._queue(keys, shared_copy=shared_copy, local_copies=local_copies)
             raise
 
-    def _queue(self, keys: Sequence[str], *, shared_copy: bool) -> None:
+    def _queue(self, keys: Sequence[str], *, shared_copy: bool, local_copies: bool) -> None:
         with self._state_lock:
             for key in keys:
-                self._pending[key] = self._pending.get(key, False) or shared_copy
+                shared, local = self._pending.get(key, (False, False))
+                self._pending[key] = (shared or shared_copy, local or local_copies)
             overflow = len(self._pending) - MAX_PENDING_INVALIDATIONS
             if overflow > 0:
                 for key in list(self._pending)[:overflow]:
@@ -485,7 +491,7 @@ class _Listener:
                             backoff = 0.05
                     elif message["type"] == "message":
                         self._dispatch(message["channel"], message["data"].decode())
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the listener must outlive any fault
                 if self.subscribed:
                     log.warning(
                         "cache: invalidation listener lost Redis (%s); local tier bypassed", exc

@@ -143,9 +143,11 @@ class SharedStorage(Storage):
         value, so a fill between the check and the wait is not missed."""
         raise NotImplementedError
 
-    def invalidate(self, keys: Sequence[str], *, shared_copy: bool = True) -> None:
-        """Drop ``keys`` from every process's local tiers, and from this storage
-        unless ``shared_copy`` is false."""
+    def invalidate(
+        self, keys: Sequence[str], *, shared_copy: bool = True, local_copies: bool = True
+    ) -> None:
+        """Drop ``keys`` from this storage (``shared_copy``) and from every
+        process's local tiers (``local_copies``)."""
         raise NotImplementedError
 
     def clear(self) -> None:
@@ -207,7 +209,9 @@ class NullStorage(SharedStorage):
     def watch(self, key: str) -> FillWatch:
         return FillWatch()
 
-    def invalidate(self, keys: Sequence[str], *, shared_copy: bool = True) -> None:
+    def invalidate(
+        self, keys: Sequence[str], *, shared_copy: bool = True, local_copies: bool = True
+    ) -> None:
         return None
 
     def clear(self) -> None:

@@ -130,6 +130,8 @@ def _start_timer() -> None:
 
 
 def _log_access(response: Response) -> Response:
+    if not access_log.isEnabledFor(logging.INFO):
+        return response
     started: float | None = g.get("request_started")
     duration_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     size = response.calculate_content_length()

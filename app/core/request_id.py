@@ -8,8 +8,8 @@ response and lives in a :class:`~contextvars.ContextVar`, so the logging filter
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,8 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex characters (what ``uuid4().hex`` gives, faster)."""
+    return os.urandom(16).hex()
 
 
 def sane_or_new(incoming: str | None) -> str:

@@ -1,0 +1,180 @@
+"""The cache wired into the app, the @cached decorator, counters and the CLI."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import ClassVar
+
+import orjson
+import pytest
+import redis
+from cache_support import Article, ArticleNode, Source, loads, make_manager
+from conftest import REDIS_URL, SettingsFactory
+
+from app import create_app
+from app.cache import CacheConfigurationError, LocalStorage, Node, NullStorage, RedisStorage, cached
+from app.extensions.cache import get_cache
+
+
+@pytest.fixture(autouse=True)
+def _source(redis_client: redis.Redis) -> Iterator[None]:
+    Source.reset()
+    yield
+    Source.reset()
+
+
+def test_without_redis_the_app_cache_is_local_only(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(cache_local_max_size=123, cache_local_ttl=7))
+    with app.app_context():
+        manager = get_cache()
+    storages = manager.all_storage
+    assert set(storages) == {"local", "redis"}
+    assert isinstance(storages["local"], LocalStorage)
+    assert storages["local"].max_size == 123
+    assert storages["local"].ttl == timedelta(seconds=7)
+    assert isinstance(storages["redis"], NullStorage)
+    assert manager.get(ArticleNode(1)) == Article(id=1, title="title 1")
+    assert manager.get(ArticleNode(1)) == Article(id=1, title="title 1")
+    assert loads() == 1
+
+
+def test_with_redis_the_app_cache_has_both_tiers(make_settings: SettingsFactory) -> None:
+    app = create_app(
+        make_settings(
+            redis_url=REDIS_URL, cache_redis_ttl=99, cache_prefix="myapp", cache_lock_wait=2
+        )
+    )
+    manager = app.extensions["cache"]
+    redis_storage = manager.all_storage["redis"]
+    assert isinstance(redis_storage, RedisStorage)
+    assert redis_storage.ttl == timedelta(seconds=99)
+    assert manager.prefix == "myapp"
+    assert manager.lock_wait == 2
+
+
+def test_an_app_node_naming_an_unknown_storage_stops_start_up(
+    make_settings: SettingsFactory,
+) -> None:
+    class Misnamed(Node[Article]):
+        __module__ = "app.resources.fake"
+        storages: ClassVar = ["local", "memcached"]
+
+    try:
+        with pytest.raises(CacheConfigurationError, match="'memcached', which is not registered"):
+            create_app(make_settings())
+    finally:
+        del Misnamed
+        gc.collect()
+
+
+def test_cache_stats_command_prints_the_counters(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings())
+    manager = app.extensions["cache"]
+    manager.get(ArticleNode(1))
+    manager.get(ArticleNode(1))
+    result = app.test_cli_runner().invoke(args=["cache", "stats"])
+    assert result.exit_code == 0
+    stats = orjson.loads(result.output)
+    assert stats["tiers"]["local"] == {"hits": 1, "misses": 1, "errors": 0}
+    assert stats["loads"] == 1
+
+
+def test_cache_clear_command_empties_the_cache(
+    make_settings: SettingsFactory, redis_client: redis.Redis
+) -> None:
+    app = create_app(make_settings(redis_url=REDIS_URL))
+    manager = app.extensions["cache"]
+    manager.get(ArticleNode(1))
+    assert redis_client.keys("cache:article:*") != []
+    result = app.test_cli_runner().invoke(args=["cache", "clear"])
+    assert result.exit_code == 0
+    assert "Cleared every cached value under the prefix 'cache'" in result.output
+    assert redis_client.keys("cache:article:*") == []
+
+
+def test_stats_reset() -> None:
+    manager = make_manager()
+    manager.get(ArticleNode(1))
+    manager.stats.reset()
+    assert manager.stats.as_dict()["loads"] == 0
+    assert manager.stats.tiers["local"].misses == 0
+
+
+# -- @cached ----------------------------------------------------------------------
+
+
+def test_cached_function_runs_once_per_arguments() -> None:
+    manager = make_manager()
+    calls: list[int] = []
+
+    @cached(manager, storages=["local", "redis"])
+    def titles(limit: int, prefix: str = "t") -> list[str]:
+        calls.append(limit)
+        return [f"{prefix}{n}" for n in range(limit)]
+
+    assert titles(3) == ["t0", "t1", "t2"]
+    assert titles(3) == ["t0", "t1", "t2"]
+    assert titles(limit=3, prefix="t") == ["t0", "t1", "t2"]
+    assert titles(2) == ["t0", "t1"]
+    assert calls == [3, 2]
+    titles.remove(3)
+    titles(3)
+    assert calls == [3, 2, 3]
+
+
+def test_cached_values_from_redis_are_validated_as_the_return_type() -> None:
+    writer, reader = make_manager(), make_manager()
+
+    def make(manager: object) -> object:
+        @cached(manager, storages=["redis"])  # type: ignore[arg-type]
+        def article(article_id: int) -> Article | None:
+            return Source.articles.get(article_id)
+
+        return article
+
+    make(writer)(5)  # type: ignore[operator]
+    value = make(reader)(5)  # type: ignore[operator]
+    assert value == Article(id=5, title="title 5")
+    assert type(value) is Article
+
+
+def test_cached_none_is_a_negative_entry() -> None:
+    manager = make_manager()
+    calls: list[int] = []
+
+    @cached(manager, negative_ttl=timedelta(seconds=30))
+    def find(article_id: int) -> Article | None:
+        calls.append(article_id)
+        return None
+
+    assert find(1) is None
+    assert find(1) is None
+    assert calls == [1]
+
+
+def test_cached_needs_a_return_annotation() -> None:
+    with pytest.raises(TypeError, match="return annotation"):
+
+        @cached(make_manager())
+        def untyped(x: int):  # type: ignore[no-untyped-def]
+            return x
+
+
+def test_cached_checks_its_storages_at_decoration() -> None:
+    with pytest.raises(CacheConfigurationError, match="'nowhere'"):
+
+        @cached(make_manager(), storages=["nowhere"])
+        def f(x: int) -> int:
+            return x
+
+
+def test_cached_node_is_usable_with_get_many() -> None:
+    manager = make_manager()
+
+    @cached(manager)
+    def square(x: int) -> int:
+        return x * x
+
+    assert manager.get_many([square.node(2), square.node(3)]) == [4, 9]
