@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from contextlib import suppress
 from datetime import timedelta
 from time import monotonic
 
@@ -36,8 +35,10 @@ class LocalStorage(Storage):
         if entry[0] <= monotonic():
             self._drop_if_same(key, entry)
             return MISS
-        with suppress(KeyError):  # evicted or removed by another thread just now
+        try:  # noqa: SIM105 - contextlib.suppress costs ~0.3 us here, on the hot path
             self._data.move_to_end(key)
+        except KeyError:  # evicted or removed by another thread just now
+            pass
         return entry[1]
 
     def set(self, key: str, value: object, ttl_seconds: float) -> None:

@@ -191,10 +191,16 @@ class RedisStorage(SharedStorage):
     # -- values -------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
-        return self._call(self._get, key)
-
-    def _get(self, key: str) -> bytes | None:
-        value: bytes | None = self.client.get(key)  # pyright: ignore[reportAssignmentType]
+        # _call() inlined: this is the Redis-tier hit path.
+        if self._is_down and monotonic() < self._down_until:
+            raise StorageUnavailable("Redis is down")
+        try:
+            value: bytes | None = self.client.get(key)  # pyright: ignore[reportAssignmentType]
+        except RedisError as exc:
+            self._mark_down(exc)
+            raise StorageUnavailable(str(exc)) from exc
+        if self._is_down:
+            self._mark_up()
         return value
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
