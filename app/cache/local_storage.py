@@ -49,6 +49,17 @@ class LocalStorage(Storage):
             while len(self._data) > self.max_size:
                 self._data.popitem(last=False)
 
+    def set_many(self, items: list[tuple[str, object, float]]) -> None:
+        """Store ``(key, value, ttl_seconds)`` triples under one lock acquisition."""
+        now = monotonic()
+        data = self._data
+        with self._lock:
+            for key, value, ttl_seconds in items:
+                data[key] = (now + ttl_seconds, value)
+                data.move_to_end(key)
+            while len(data) > self.max_size:
+                data.popitem(last=False)
+
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)

@@ -69,6 +69,8 @@ class _Plan:
     coordinator: SharedStorage | None
     negative_ttl: float
     node_class: type[Node[Any]]
+    #: Exactly a local tier, then a shared one: served by a shorter path.
+    local_then_shared: bool
 
     def ttl(self, tier: _Tier, value: object) -> float:
         return min(self.negative_ttl, tier.ttl) if value is NEGATIVE else tier.ttl
@@ -152,7 +154,35 @@ class Manager:
                     self.stats.negative_hits += 1
                     return None
                 return cast("ModelT", value)
+            if plan.local_then_shared:
+                plan.first_local_stats.misses += 1  # pyright: ignore[reportOptionalMemberAccess]
+                return self._get_after_local_miss(node, plan, key, local)
         return self._get_slow(node, plan, key)
+
+    def _get_after_local_miss(
+        self, node: Node[ModelT], plan: _Plan, key: str, local: LocalStorage
+    ) -> ModelT | None:
+        """The usual shape, ``["local", "redis"]``, after a trusted local miss:
+        the general walk in :meth:`_get_slow` without its bookkeeping."""
+        shared = cast("SharedStorage", plan.coordinator)
+        tier = plan.tiers[1]
+        epoch = self._epoch
+        try:
+            raw = shared.get(key)
+        except StorageUnavailable:
+            tier.stats.errors += 1
+            return self._load(node, plan, key)
+        value = self._decode(plan, key, raw)
+        if value is MISS:
+            tier.stats.misses += 1
+            return self._load(node, plan, key)
+        tier.stats.hits += 1
+        if self._epoch == epoch:
+            local.set(key, value, plan.ttl(plan.tiers[0], value))
+        if value is NEGATIVE:
+            self.stats.negative_hits += 1
+            return None
+        return cast("ModelT", value)
 
     def get_many(self, nodes: Sequence[Node[ModelT]]) -> list[ModelT | None]:
         """Values for ``nodes``, in order. Each shared tier is read in one round
@@ -308,8 +338,7 @@ class Manager:
             if isinstance(storage, LocalStorage):
                 if self._epoch != epoch:
                     return  # an invalidation arrived while we read: the value may be stale
-                for key, value, _ in found:
-                    storage.set(key, value, plan.ttl(tier, value))
+                storage.set_many([(key, value, plan.ttl(tier, value)) for key, value, _ in found])
             else:
                 items = [(key, raw, plan.ttl(tier, value)) for key, value, raw in found]
                 try:
@@ -416,8 +445,9 @@ class Manager:
             storage = tier.storage
             if isinstance(storage, LocalStorage):
                 if self._epoch == epoch:
-                    for key, value, _ in entries:
-                        storage.set(key, value, plan.ttl(tier, value))
+                    storage.set_many(
+                        [(key, value, plan.ttl(tier, value)) for key, value, _ in entries]
+                    )
                 continue
             if encoded is None:
                 encoded = [
@@ -649,6 +679,11 @@ class Manager:
             coordinator=coordinator,
             negative_ttl=node_class.negative_ttl.total_seconds(),
             node_class=node_class,
+            local_then_shared=(
+                len(tiers) == 2
+                and isinstance(tiers[0].storage, LocalStorage)
+                and isinstance(tiers[1].storage, SharedStorage)
+            ),
         )
         self._plans[node_class] = plan
         return plan
