@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
+import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -13,9 +17,12 @@ import redis
 from cache_support import Article, ArticleNode, Source, loads, make_manager
 from conftest import REDIS_URL, SettingsFactory
 
+import app.cache.manager as manager_module
 from app import create_app
 from app.cache import CacheConfigurationError, LocalStorage, Node, NullStorage, RedisStorage, cached
-from app.extensions.cache import get_cache
+from app.extensions.cache import get_cache, total_stats
+
+fork = multiprocessing.get_context("fork")
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +84,53 @@ def test_cache_stats_command_prints_the_counters(make_settings: SettingsFactory)
     result = app.test_cli_runner().invoke(args=["cache", "stats"])
     assert result.exit_code == 0
     stats = orjson.loads(result.output)
-    assert stats["tiers"]["local"] == {"hits": 1, "misses": 1, "errors": 0}
-    assert stats["loads"] == 1
+    [own] = stats["processes"].values()
+    assert own["tiers"]["local"] == {"hits": 1, "misses": 1, "errors": 0}
+    assert own["loads"] == 1
+    assert stats["total"]["loads"] == 1
+
+
+def _worker(monkeypatch_interval: float, done: Any) -> None:
+    manager_module.STATS_INTERVAL = monkeypatch_interval
+    worker = make_manager()
+    worker.get(ArticleNode(1))
+    worker.get(ArticleNode(1))
+    time.sleep(monkeypatch_interval * 2.5)  # its listener reports at least once
+    done.put(f"{socket.gethostname()}:{os.getpid()}")
+    worker.close()
+
+
+def test_cache_stats_sums_what_every_process_reports(make_settings: SettingsFactory) -> None:
+    done = fork.Queue()
+    child = fork.Process(target=_worker, args=(0.5, done))
+    child.start()
+    worker_name = done.get(timeout=30)
+    app = create_app(make_settings(redis_url=REDIS_URL))
+    result = app.test_cli_runner().invoke(args=["cache", "stats"])
+    child.join(timeout=30)
+    stats = orjson.loads(result.output)
+    worker = stats["processes"][worker_name]
+    assert worker["loads"] == 1
+    assert worker["tiers"]["local"]["hits"] == 1
+    assert len(stats["processes"]) == 2  # the worker and this CLI process
+    assert stats["total"]["loads"] == 1
+
+
+def test_total_stats_adds_up_processes() -> None:
+    one = {"tiers": {"local": {"hits": 2, "misses": 1, "errors": 0}}, "loads": 1}
+    two = {"tiers": {"local": {"hits": 3, "misses": 0, "errors": 1}}, "loads": 4}
+    assert total_stats({"a:1": one, "b:2": two}) == {
+        "tiers": {"local": {"hits": 5, "misses": 1, "errors": 1}},
+        "loads": 5,
+    }
+
+
+def test_cache_clear_with_redis_down_says_so(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(redis_url="redis://127.0.0.1:1/0", redis_socket_timeout=0.2))
+    result = app.test_cli_runner().invoke(args=["cache", "clear"])
+    assert result.exit_code == 1
+    assert "Redis is unreachable" in result.output
+    assert "only this process's local tier was cleared" in result.output
 
 
 def test_cache_clear_command_empties_the_cache(

@@ -236,3 +236,37 @@ def test_when_redis_returns_the_cache_recovers_by_itself(
     assert any("Redis is back" in r.getMessage() for r in caplog.records)
     manager.close()
     client.close()
+
+
+def test_a_load_after_a_timed_out_wait_still_skips_a_stale_store(
+    redis_client: redis.Redis,
+) -> None:
+    # A dead holder keeps the lock; the waiter gives up waiting and loads itself.
+    redis_client.set(full_key(ArticleNode(1)) + ":lock", "dead", px=10_000)
+    Source.delay = 0.3
+    loader, writer = make_manager(lock_wait=0.1), make_manager()
+    result: list[Article | None] = []
+    thread = threading.Thread(target=lambda: result.append(loader.get(ArticleNode(1))))
+    thread.start()
+    time.sleep(0.25)  # the waiter timed out and is loading the old row
+    Source.articles[1] = Article(id=1, title="new title")
+    writer.remove(ArticleNode(1))
+    thread.join()
+    assert result == [Article(id=1, title="title 1")]
+    assert redis_client.exists(full_key(ArticleNode(1))) == 0
+
+
+def test_queued_invalidations_are_replayed_when_the_listener_reconnects(
+    proxy: RedisProxy, redis_client: redis.Redis
+) -> None:
+    client = redis.Redis.from_url(proxy.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    manager = make_manager(client)
+    manager.get(ArticleNode(1))
+    proxy.stop()
+    manager.remove(ArticleNode(1))  # queued: Redis is unreachable
+    assert redis_client.exists(full_key(ArticleNode(1))) == 1
+    proxy.start()
+    # No further reads: the listener's reconnection alone replays the queue.
+    assert wait_until(lambda: redis_client.exists(full_key(ArticleNode(1))) == 0, timeout=10)
+    manager.close()
+    client.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import weakref
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -22,6 +23,7 @@ from datetime import timedelta
 from time import monotonic
 from typing import Any, TypeVar, cast
 
+import orjson
 from pydantic import ValidationError
 
 from app.cache.flight import Flight, Flights
@@ -44,6 +46,9 @@ from app.cache.storage import (
 log = logging.getLogger("app.cache")
 
 ModelT = TypeVar("ModelT")
+
+#: Seconds between two reports of a process's counters to the shared storages.
+STATS_INTERVAL = 10.0
 
 #: How a negative entry is written to a shared storage. JSON never starts with a NUL byte.
 NEGATIVE_BYTES = b"\x00"
@@ -102,6 +107,7 @@ class Manager:
         self._flights = Flights()
         self._local_trusted = True
         self._epoch = 0  # bumped by every invalidation seen in this process
+        self._last_report = 0.0
         _live_managers.add(self)
 
     # -- set-up -------------------------------------------------------------
@@ -120,7 +126,7 @@ class Manager:
         self._storages[name] = storage
         self.stats.tiers[name] = TierStats()
         if isinstance(storage, SharedStorage):
-            storage.attach(self.prefix, self._on_invalidate, self._on_trust)
+            storage.attach(self.prefix, self._on_invalidate, self._on_trust, self._on_tick)
         self._update_trust()
 
     @property
@@ -219,10 +225,33 @@ class Manager:
             self._invalidate(plan, keys, storage_name)
 
     def clear(self) -> None:
-        """Empty every tier: the shared storages, and the local tiers of every process."""
+        """Empty every tier: the shared storages, and the local tiers of every
+        process. Raises :class:`StorageUnavailable` if a shared storage could not
+        be reached; this process's local tiers are emptied all the same."""
         self._epoch += 1
+        unreachable: list[str] = []
+        for name, storage in self._storages.items():
+            try:
+                cast("LocalStorage | SharedStorage", storage).clear()
+            except StorageUnavailable:
+                unreachable.append(name)
+        if unreachable:
+            raise StorageUnavailable(f"could not clear {', '.join(unreachable)}")
+
+    def process_stats(self) -> dict[str, dict[str, object]]:
+        """Counters by process: this one's, and those every other process
+        published through the shared storages (each reports every
+        ``STATS_INTERVAL`` seconds while its listener runs)."""
+        found: dict[str, dict[str, object]] = {}
         for storage in self._storages.values():
-            cast("LocalStorage | SharedStorage", storage).clear()
+            if isinstance(storage, SharedStorage):
+                try:
+                    reports = storage.reports()
+                except StorageUnavailable:
+                    continue
+                found.update({name: orjson.loads(data) for name, data in reports.items()})
+        found[_process_name()] = self.stats.as_dict()
+        return found
 
     # -- internals: reading -------------------------------------------------
 
@@ -403,7 +432,13 @@ class Manager:
                         self.lock_wait,
                         key,
                     )
-                    return self._load_and_store(node, plan, key, None)
+                    # No lock, but still the generation check: if the key is
+                    # invalidated during this load, its value is not stored.
+                    try:
+                        observed: Lock | None = shared.observe(key)
+                    except StorageUnavailable:
+                        observed = None
+                    return self._load_and_store(node, plan, key, observed)
                 # A holder that died publishes nothing: wake when its lock expires.
                 watch.wait(min(remaining, lock.expires_in + 0.005))
             finally:
@@ -623,6 +658,17 @@ class Manager:
                 else:
                     storage.delete(key)
 
+    def _on_tick(self) -> None:
+        now = monotonic()
+        if now - self._last_report < STATS_INTERVAL:
+            return
+        self._last_report = now
+        snapshot = orjson.dumps(self.stats.as_dict())
+        for storage in self._storages.values():
+            if isinstance(storage, SharedStorage):
+                with suppress(StorageUnavailable):
+                    storage.report(_process_name(), snapshot, STATS_INTERVAL * 3)
+
     def _on_trust(self, trusted: bool) -> None:
         if trusted:
             # Invalidations may have been missed while unsubscribed: start afresh.
@@ -690,6 +736,8 @@ class Manager:
 
     def reset_after_fork(self) -> None:
         self._flights.reset_after_fork()
+        self.stats.reset()  # this process's own counts start at zero
+        self._last_report = 0.0
         self._epoch += 1
         for storage in self._storages.values():
             if isinstance(storage, LocalStorage | SharedStorage):
@@ -698,6 +746,10 @@ class Manager:
 
 
 _live_managers: weakref.WeakSet[Manager] = weakref.WeakSet()
+
+
+def _process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _after_fork_in_child() -> None:

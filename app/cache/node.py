@@ -92,7 +92,9 @@ class Node(Generic[ModelT]):
         cls.schema_fingerprint = _fingerprint(cls.adapter)
 
     def key(self) -> str:
-        """This value's key, unique within the node class (``"article:42"``)."""
+        """This value's key (``"article:42"``). Node classes of the same model and
+        ``version`` whose keys are equal share one entry: include the class's
+        own word in the key (``article:``) unless that sharing is meant."""
         raise NotImplementedError
 
     def load(self) -> ModelT | None:

@@ -42,6 +42,7 @@ from app.cache.storage import (
     LockHeld,
     SharedStorage,
     StorageUnavailable,
+    TickCallback,
     TrustCallback,
 )
 
@@ -181,12 +182,26 @@ class RedisStorage(SharedStorage):
             self._is_down = False
             pending, self._pending = self._pending, {}
         log.warning("cache: Redis is back; replaying %d invalidation(s)", len(pending))
-        for flags in set(pending.values()):
-            keys = [key for key, key_flags in pending.items() if key_flags == flags]
+        groups = [
+            ([key for key, flags in pending.items() if flags == group], group)
+            for group in set(pending.values())
+        ]
+        for position, (keys, (shared_copy, local_copies)) in enumerate(groups):
             try:
-                self.invalidate(keys, shared_copy=flags[0], local_copies=flags[1])
+                self.invalidate(keys, shared_copy=shared_copy, local_copies=local_copies)
             except StorageUnavailable:
-                return  # down again: invalidate() re-queued them
+                # Down again: invalidate() re-queued this group; keep the rest too.
+                for later_keys, (later_shared, later_local) in groups[position + 1 :]:
+                    self._queue(later_keys, shared_copy=later_shared, local_copies=later_local)
+                return
+
+    def _on_subscribed(self) -> None:
+        """The listener reached Redis: replay queued invalidations now rather
+        than waiting for this process's next read, which may never come."""
+        if self._pending or self._is_down:
+            with self._state_lock:
+                self._is_down = True  # let _mark_up() take the replay path
+            self._mark_up()
 
     # -- values -------------------------------------------------------------
 
@@ -235,6 +250,16 @@ class RedisStorage(SharedStorage):
         self.client.publish(f"{self._prefix}:invalidate", CLEAR_ALL)
 
     # -- loading ------------------------------------------------------------
+
+    def observe(self, key: str) -> Lock:
+        """The key's generation now, without a lock: a caller that loads without
+        the lock stores through :meth:`store_loaded` with it, so its value is
+        dropped too if the key is invalidated meanwhile."""
+        return Lock("", self._call(self._get_raw, f"{key}:gen"))
+
+    def _get_raw(self, key: str) -> bytes | None:
+        value: bytes | None = self.client.get(key)  # pyright: ignore[reportAssignmentType]
+        return value
 
     def try_lock(self, key: str, ttl_seconds: float) -> Lock | LockHeld:
         token = secrets.token_hex(8)
@@ -346,11 +371,46 @@ class RedisStorage(SharedStorage):
     # -- the listener -------------------------------------------------------
 
     def attach(
-        self, prefix: str, on_invalidate: InvalidationCallback, on_trust: TrustCallback
+        self,
+        prefix: str,
+        on_invalidate: InvalidationCallback,
+        on_trust: TrustCallback,
+        on_tick: TickCallback | None = None,
     ) -> None:
         self._prefix = prefix
-        self._listener = _Listener(self.client, prefix, on_invalidate, on_trust)
+
+        def trust(trusted: bool) -> None:
+            if trusted:
+                self._on_subscribed()
+            on_trust(trusted)
+
+        self._listener = _Listener(self.client, prefix, on_invalidate, trust, on_tick)
         self._listener.start()
+
+    def report(self, name: str, snapshot: bytes, ttl_seconds: float) -> None:
+        """Publish this process's counters under ``<prefix>:stats:<name>``."""
+        self._call(self._report, name, snapshot, ttl_seconds)
+
+    def _report(self, name: str, snapshot: bytes, ttl_seconds: float) -> None:
+        self.client.set(
+            f"{self._prefix}:stats:{name}", snapshot, px=max(1, int(ttl_seconds * 1000))
+        )
+
+    def reports(self) -> dict[str, bytes]:
+        """Every live process's last counters, by name."""
+        return self._call(self._reports)
+
+    def _reports(self) -> dict[str, bytes]:
+        keys: list[bytes] = list(self.client.scan_iter(match=f"{self._prefix}:stats:*", count=500))
+        values: list[bytes | None] = (
+            self.client.mget(keys) if keys else []
+        )  # pyright: ignore[reportAssignmentType]
+        start = len(f"{self._prefix}:stats:")
+        return {
+            key.decode()[start:]: value
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        }
 
     def ensure_listening(self) -> None:
         """Restart the listener if it is not running (in a forked child, say)."""
@@ -414,6 +474,7 @@ class _Listener:
         prefix: str,
         on_invalidate: InvalidationCallback,
         on_trust: TrustCallback,
+        on_tick: TickCallback | None = None,
     ) -> None:
         pool = client.connection_pool
         kwargs: dict[str, Any] = {
@@ -431,6 +492,7 @@ class _Listener:
         self.filled_channel = f"{prefix}:filled".encode()
         self._on_invalidate = on_invalidate
         self._on_trust = on_trust
+        self._on_tick = on_tick
         self.subscribed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -488,6 +550,8 @@ class _Listener:
                 confirmed = 0
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.5)
+                    if self._on_tick is not None and self.subscribed:
+                        self._on_tick()
                     if message is None:
                         continue
                     if message["type"] == "subscribe":

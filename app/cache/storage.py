@@ -79,6 +79,7 @@ class LockHeld:
 
 
 InvalidationCallback = Callable[[str], None]
+TickCallback = Callable[[], None]
 TrustCallback = Callable[[bool], None]
 
 
@@ -98,10 +99,27 @@ class SharedStorage(Storage):
         raise NotImplementedError
 
     def attach(
-        self, prefix: str, on_invalidate: InvalidationCallback, on_trust: TrustCallback
+        self,
+        prefix: str,
+        on_invalidate: InvalidationCallback,
+        on_trust: TrustCallback,
+        on_tick: TickCallback | None = None,
     ) -> None:
-        """Start delivering invalidations published under ``prefix``."""
+        """Start delivering invalidations published under ``prefix``; call
+        ``on_tick`` now and then from the listener while subscribed."""
         raise NotImplementedError
+
+    def observe(self, key: str) -> Lock:
+        """The key's generation now, for a load that runs without the lock."""
+        raise NotImplementedError
+
+    def report(self, name: str, snapshot: bytes, ttl_seconds: float) -> None:
+        """Publish one process's counters for :meth:`reports`."""
+        return
+
+    def reports(self) -> dict[str, bytes]:
+        """The counters every live process published, by process name."""
+        return {}
 
     def get(self, key: str) -> bytes | None:
         raise NotImplementedError
@@ -175,9 +193,16 @@ class NullStorage(SharedStorage):
         return True
 
     def attach(
-        self, prefix: str, on_invalidate: InvalidationCallback, on_trust: TrustCallback
+        self,
+        prefix: str,
+        on_invalidate: InvalidationCallback,
+        on_trust: TrustCallback,
+        on_tick: TickCallback | None = None,
     ) -> None:
         return None
+
+    def observe(self, key: str) -> Lock:
+        return Lock("", None)
 
     def get(self, key: str) -> bytes | None:
         return None
