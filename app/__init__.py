@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import extensions
 from app.api import register_blueprints
+from app.commands import register_commands
 from app.core import logging as app_logging
 from app.core import request_id
 from app.core.application import APIFlask
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     _init_extensions(app)
     register_error_handlers(app)
     register_blueprints(app)
+    register_commands(app)
     return app
 
 
