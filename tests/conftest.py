@@ -16,12 +16,15 @@ import pymysql
 import pytest
 import redis
 from flask.testing import FlaskClient
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url
+from sqlalchemy.orm import Session
 
-from app import create_app
+from app import create_app, migrations
 from app.cache.manager import _live_managers  # pyright: ignore[reportPrivateUsage]
 from app.core.application import APIFlask
 from app.core.settings import Settings
+from app.extensions.database import create_database_engine
+from app.models import Base
 
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -105,6 +108,46 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return MYSQL_URL
+
+
+@pytest.fixture(scope="session")
+def _engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+    folder = tmp_path_factory.mktemp("db")
+
+    def engine_for(url: str) -> Engine:
+        settings = Settings(
+            _env_file=None,  # pyright: ignore[reportCallIssue]
+            app_env="testing",
+            instance_path=folder,
+            database_url=url,
+        )
+        return create_database_engine(settings)
+
+    engines = {
+        "sqlite": engine_for(f"sqlite:///{folder / 'test.db'}"),
+        "mysql": engine_for(MYSQL_URL),
+    }
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def db_engine(request: pytest.FixtureRequest, _engines: dict[str, Engine]) -> Iterator[Engine]:
+    """A migrated database, emptied after the test: on SQLite, then on MariaDB."""
+    engine = _engines[request.param]
+    if migrations.current_revision(engine) != migrations.head_revision():
+        migrations.upgrade(engine)  # tests of the migrations themselves may have dropped it
+    yield engine
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def db_session(db_engine: Engine) -> Iterator[Session]:
+    with Session(db_engine, expire_on_commit=False) as session:
+        yield session
 
 
 @pytest.fixture
