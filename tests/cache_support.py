@@ -6,10 +6,9 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar, cast
 
 import redis
 from conftest import REDIS_URL
@@ -138,24 +137,20 @@ def run_threads(count: int, target: Callable[..., object], *args: object) -> lis
     return threads
 
 
-@contextmanager
-def command_counter(client: redis.Redis) -> Iterator[dict[str, int]]:
-    """Counts the Redis commands run inside the block, by name (from INFO commandstats)."""
-    before = _commandstats(client)
-    counts: dict[str, int] = {}
-    yield counts
-    after = _commandstats(client)
-    for name, calls in after.items():
-        delta = calls - before.get(name, 0)
-        if delta:
-            counts[name] = delta
+class CountingRedis(redis.Redis):
+    """A client that records the commands it sends (a script counts once, as EVALSHA)."""
+
+    sent: list[str]
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(str(args[0]).upper())
+        return super().execute_command(*args, **options)
 
 
-def _commandstats(client: redis.Redis) -> dict[str, int]:
-    info: dict[str, dict[str, int]] = client.info(
-        "commandstats"
-    )  # pyright: ignore[reportAssignmentType]
-    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in info.items()}
+def counting_client() -> CountingRedis:
+    client = cast("CountingRedis", CountingRedis.from_url(REDIS_URL, socket_timeout=1))
+    client.sent = []
+    return client
 
 
 class RedisProxy:

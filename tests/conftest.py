@@ -151,6 +151,16 @@ def db_session(db_engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
+def cache_source(redis_client: redis.Redis) -> Iterator[None]:
+    """The cache tests' stand-in database, reset, with Redis (and its load counter) empty."""
+    from cache_support import Source  # noqa: PLC0415 - cache_support imports this module
+
+    Source.reset()
+    yield
+    Source.reset()
+
+
+@pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()

@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import socket
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -25,11 +24,7 @@ from app.extensions.cache import get_cache, total_stats
 fork = multiprocessing.get_context("fork")
 
 
-@pytest.fixture(autouse=True)
-def _source(redis_client: redis.Redis) -> Iterator[None]:
-    Source.reset()
-    yield
-    Source.reset()
+pytestmark = pytest.mark.usefixtures("cache_source")
 
 
 def test_without_redis_the_app_cache_is_local_only(make_settings: SettingsFactory) -> None:

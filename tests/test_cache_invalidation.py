@@ -30,11 +30,7 @@ from app.cache.storage import MISS
 fork = multiprocessing.get_context("fork")
 
 
-@pytest.fixture(autouse=True)
-def _source(redis_client: redis.Redis) -> Iterator[None]:
-    Source.reset()
-    yield
-    Source.reset()
+pytestmark = pytest.mark.usefixtures("cache_source")
 
 
 def full_key(node: ArticleNode) -> str:

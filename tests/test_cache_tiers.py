@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import orjson
@@ -25,12 +24,7 @@ from cache_support import (
 from app.cache import LocalStorage, Manager, NullStorage
 from app.cache.storage import MISS
 
-
-@pytest.fixture(autouse=True)
-def _source(redis_client: redis.Redis) -> Iterator[None]:
-    Source.reset()
-    yield
-    Source.reset()
+pytestmark = pytest.mark.usefixtures("cache_source")
 
 
 def redis_key(node: ArticleNode) -> str:
