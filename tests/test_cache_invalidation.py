@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.synchronize import Event as ProcessEvent
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import redis
@@ -17,6 +17,7 @@ from cache_support import (
     ArticleNode,
     RedisProxy,
     Source,
+    counting_client,
     loads,
     make_manager,
     redis_client,
@@ -266,3 +267,84 @@ def test_queued_invalidations_are_replayed_when_the_listener_reconnects(
     assert wait_until(lambda: redis_client.exists(full_key(ArticleNode(1))) == 0, timeout=10)
     manager.close()
     client.close()
+
+
+def test_remove_reaches_redis_even_just_after_another_call_failed(
+    redis_client: redis.Redis,
+) -> None:
+    writer, reader = make_manager(), make_manager()
+    writer.get(ArticleNode(1))
+    reader.get(ArticleNode(1))
+    storage = writer.all_storage["redis"]
+    assert isinstance(storage, RedisStorage)
+    storage._mark_down(redis.ConnectionError("one timeout"))
+    writer.remove(ArticleNode(1))  # Redis is fine: the invalidation must not wait out the breaker
+    assert redis_client.exists(full_key(ArticleNode(1))) == 0
+    assert wait_until(lambda: not in_local(reader, ArticleNode(1)))
+
+
+def test_a_get_after_remove_does_not_join_a_load_that_read_old_data() -> None:
+    Source.delay = 0.4
+    manager = make_manager()
+    early: list[Article | None] = []
+    thread = threading.Thread(target=lambda: early.append(manager.get(ArticleNode(1))))
+    thread.start()
+    time.sleep(0.1)  # that load has read the old row
+    Source.articles[1] = Article(id=1, title="new title")
+    manager.remove(ArticleNode(1))
+    late = manager.get(ArticleNode(1))
+    thread.join()
+    assert early == [Article(id=1, title="title 1")]
+    assert late == Article(id=1, title="new title")
+
+
+def test_a_redis_first_node_serves_its_local_copy_while_redis_is_down(proxy: RedisProxy) -> None:
+    class RedisFirst(ArticleNode):
+        storages: ClassVar = ["redis", "local"]
+
+    client = redis.Redis.from_url(proxy.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    manager = make_manager(client)
+    manager.get(RedisFirst(1))
+    proxy.stop()
+    for _ in range(20):
+        assert manager.get(RedisFirst(1)) == Article(id=1, title="title 1")
+    assert loads() == 1
+    manager.close()
+    client.close()
+
+
+def _first_gets_after_fork(manager: Manager, results: Any) -> None:
+    threads = [threading.Thread(target=manager.get, args=(ArticleNode(n),)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    time.sleep(0.2)
+    results.put(sum(t.name == "cache-listener" for t in threading.enumerate()))
+    manager.close()
+
+
+def test_concurrent_first_gets_in_a_child_start_one_listener() -> None:
+    manager = make_manager()
+    results = fork.Queue()
+    child = fork.Process(target=_first_gets_after_fork, args=(manager, results))
+    child.start()
+    assert results.get(timeout=30) == 1
+    child.join(timeout=30)
+
+
+def test_while_the_listener_is_down_waiters_back_off(redis_client: redis.Redis) -> None:
+    counting = counting_client()
+    manager = make_manager(counting)
+    storage = manager.all_storage["redis"]
+    assert isinstance(storage, RedisStorage)
+    listener = storage._listener
+    assert listener is not None
+    listener.stop()  # no fill notices: the waiter has to poll
+    redis_client.set(full_key(ArticleNode(1)) + ":lock", "held-elsewhere", px=1500)
+    counting.sent.clear()
+    started = time.monotonic()
+    assert manager.get(ArticleNode(1)) == Article(id=1, title="title 1")
+    assert time.monotonic() - started >= 1.4
+    # Polls at 20, 40, 80 ... 500 ms: a dozen rounds, not one every 20 ms (~75).
+    assert counting.sent.count("EVALSHA") <= 15, counting.sent

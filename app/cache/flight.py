@@ -48,6 +48,12 @@ class Flights:
             flight = self._flights[key] = Flight()
             return flight, True
 
+    def forget(self, key: str) -> None:
+        """Let the next caller for ``key`` start a new load: the one under way may
+        have read data that was just invalidated. Its own waiters still get it."""
+        with self._lock:
+            self._flights.pop(key, None)
+
     def finish(self, key: str, flight: Flight) -> None:
         with self._lock:
             if self._flights.get(key) is flight:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
 from time import monotonic
 
@@ -49,11 +50,16 @@ class LocalStorage(Storage):
             while len(self._data) > self.max_size:
                 self._data.popitem(last=False)
 
-    def set_many(self, items: list[tuple[str, object, float]]) -> None:
-        """Store ``(key, value, ttl_seconds)`` triples under one lock acquisition."""
+    def set_many(
+        self, items: list[tuple[str, object, float]], *, unless: Callable[[], bool] | None = None
+    ) -> None:
+        """Store ``(key, value, ttl_seconds)`` triples under one lock acquisition,
+        unless ``unless()``, checked under that lock, says the values went stale."""
         now = monotonic()
         data = self._data
         with self._lock:
+            if unless is not None and unless():
+                return
             for key, value, ttl_seconds in items:
                 data[key] = (now + ttl_seconds, value)
                 data.move_to_end(key)

@@ -36,6 +36,7 @@ from app.cache.storage import (
     MISS,
     NEGATIVE,
     CacheConfigurationError,
+    FillWatch,
     Lock,
     LockHeld,
     SharedStorage,
@@ -183,8 +184,9 @@ class Manager:
             tier.stats.misses += 1
             return self._load(node, plan, key)
         tier.stats.hits += 1
-        if self._epoch == epoch:
-            local.set(key, value, plan.ttl(plan.tiers[0], value))
+        local.set_many(
+            [(key, value, plan.ttl(plan.tiers[0], value))], unless=lambda: self._epoch != epoch
+        )
         if value is NEGATIVE:
             self.stats.negative_hits += 1
             return None
@@ -259,6 +261,7 @@ class Manager:
         self._ensure_listening()
         epoch = self._epoch
         fallback: object = MISS
+        shared_failed = False
         for index, tier in enumerate(plan.tiers):
             storage = tier.storage
             if isinstance(storage, LocalStorage):
@@ -277,6 +280,7 @@ class Manager:
                 tier.stats.errors += 1
                 if fallback is not MISS:
                     return self._unwrap(fallback)
+                shared_failed = True
                 continue
             value = self._decode(plan, key, raw)
             if value is MISS:
@@ -285,6 +289,8 @@ class Manager:
             tier.stats.hits += 1
             self._write_back(plan, plan.tiers[:index], [(key, value, cast("bytes", raw))], epoch)
             return self._unwrap(value)
+        if shared_failed and fallback is not MISS:
+            return self._unwrap(fallback)  # a local copy behind an unreachable shared tier
         return self._load(node, plan, key)
 
     def _read_tiers_many(  # noqa: PLR0912 - one loop over tiers of two kinds
@@ -365,9 +371,11 @@ class Manager:
         for tier in tiers:
             storage = tier.storage
             if isinstance(storage, LocalStorage):
-                if self._epoch != epoch:
-                    return  # an invalidation arrived while we read: the value may be stale
-                storage.set_many([(key, value, plan.ttl(tier, value)) for key, value, _ in found])
+                # Skipped if an invalidation arrived while we read: the value may be stale.
+                storage.set_many(
+                    [(key, value, plan.ttl(tier, value)) for key, value, _ in found],
+                    unless=lambda: self._epoch != epoch,
+                )
             else:
                 items = [(key, raw, plan.ttl(tier, value)) for key, value, raw in found]
                 try:
@@ -401,6 +409,18 @@ class Manager:
         shared = plan.coordinator
         if shared is None:
             return self._load_and_store(node, plan, key, None)
+        # Watch before the first try_lock, and keep one watch for the whole wait:
+        # a fill notice that lands between a refused lock and the wait is kept,
+        # and the polling interval (while the listener is down) keeps growing.
+        watch = shared.watch(key)
+        try:
+            return self._lock_or_wait(node, plan, key, shared, watch)
+        finally:
+            watch.close()
+
+    def _lock_or_wait(
+        self, node: Node[ModelT], plan: _Plan, key: str, shared: SharedStorage, watch: FillWatch
+    ) -> ModelT | None:
         deadline = monotonic() + self.lock_wait
         waited = False
         while True:
@@ -419,30 +439,26 @@ class Manager:
             if not waited:
                 self.stats.lock_waits += 1
                 waited = True
-            watch = shared.watch(key)
-            try:
-                stored = self._read_coordinator(plan, key)
-                if stored is not MISS:
-                    return self._unwrap(stored)
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    self.stats.lock_wait_timeouts += 1
-                    log.warning(
-                        "cache: waited %.1fs for %s to be loaded elsewhere; loading it here",
-                        self.lock_wait,
-                        key,
-                    )
-                    # No lock, but still the generation check: if the key is
-                    # invalidated during this load, its value is not stored.
-                    try:
-                        observed: Lock | None = shared.observe(key)
-                    except StorageUnavailable:
-                        observed = None
-                    return self._load_and_store(node, plan, key, observed)
-                # A holder that died publishes nothing: wake when its lock expires.
-                watch.wait(min(remaining, lock.expires_in + 0.005))
-            finally:
-                watch.close()
+            stored = self._read_coordinator(plan, key)
+            if stored is not MISS:
+                return self._unwrap(stored)
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                self.stats.lock_wait_timeouts += 1
+                log.warning(
+                    "cache: waited %.1fs for %s to be loaded elsewhere; loading it here",
+                    self.lock_wait,
+                    key,
+                )
+                # No lock, but still the generation check: if the key is
+                # invalidated during this load, its value is not stored.
+                try:
+                    observed: Lock | None = shared.observe(key)
+                except StorageUnavailable:
+                    observed = None
+                return self._load_and_store(node, plan, key, observed)
+            # A holder that died publishes nothing: wake when its lock expires.
+            watch.wait(min(remaining, lock.expires_in + 0.005))
             stored = self._read_coordinator(plan, key)  # woken: filled, or the lock was freed
             if stored is not MISS:
                 return self._unwrap(stored)
@@ -630,6 +646,8 @@ class Manager:
                 f"{plan.node_class.__qualname__} is not kept in a storage named {storage_name!r}"
             )
         self._epoch += 1
+        for key in keys:
+            self._flights.forget(key)  # a load already under way may have read old data
         tiers = [t for t in plan.tiers if storage_name is None or t.name == storage_name]
         drop_locals = any(isinstance(t.storage, LocalStorage) for t in tiers)
         for tier in tiers:
@@ -651,6 +669,7 @@ class Manager:
 
     def _on_invalidate(self, key: str) -> None:
         self._epoch += 1
+        self._flights.forget(key)
         for storage in self._storages.values():
             if isinstance(storage, LocalStorage):
                 if key == CLEAR_ALL:

@@ -135,6 +135,7 @@ class RedisStorage(SharedStorage):
         self._state_lock = threading.Lock()
         # key -> (drop the shared copy, drop the local copies) once Redis is back
         self._pending: dict[str, tuple[bool, bool]] = {}
+        self._overflowed = False
         self._prefix = ""
         self._listener: _Listener | None = None
 
@@ -180,6 +181,7 @@ class RedisStorage(SharedStorage):
             if not self._is_down:
                 return
             self._is_down = False
+            self._overflowed = False
             pending, self._pending = self._pending, {}
         log.warning("cache: Redis is back; replaying %d invalidation(s)", len(pending))
         groups = [
@@ -337,9 +339,11 @@ class RedisStorage(SharedStorage):
     def invalidate(
         self, keys: Sequence[str], *, shared_copy: bool = True, local_copies: bool = True
     ) -> None:
+        # Not through _call(): an invalidation always tries Redis, even inside the
+        # fail-fast window after some other call failed, because Redis may well be
+        # fine and a skipped invalidation leaves stale copies everywhere.
         try:
-            self._call(
-                self._invalidate_script,
+            self._invalidate_script(
                 keys=list(keys),
                 args=[
                     f"{self._prefix}:invalidate",
@@ -348,9 +352,12 @@ class RedisStorage(SharedStorage):
                     "1" if local_copies else "0",
                 ],
             )
-        except StorageUnavailable:
+        except RedisError as exc:
+            self._mark_down(exc)
             self._queue(keys, shared_copy=shared_copy, local_copies=local_copies)
-            raise
+            raise StorageUnavailable(str(exc)) from exc
+        if self._is_down:
+            self._mark_up()
 
     def _queue(self, keys: Sequence[str], *, shared_copy: bool, local_copies: bool) -> None:
         with self._state_lock:
@@ -361,11 +368,13 @@ class RedisStorage(SharedStorage):
             if overflow > 0:
                 for key in list(self._pending)[:overflow]:
                     del self._pending[key]
-        if overflow > 0:
+            first_overflow = overflow > 0 and not self._overflowed
+            self._overflowed = self._overflowed or overflow > 0
+        if first_overflow:  # once per outage, not once per remove()
             log.error(
-                "cache: %d pending invalidation(s) dropped while Redis is down;"
-                " run `flask cache clear` when it is back",
-                overflow,
+                "cache: more than %d invalidations pending while Redis is down; the oldest"
+                " are being dropped: run `flask cache clear` when it is back",
+                MAX_PENDING_INVALIDATIONS,
             )
 
     # -- the listener -------------------------------------------------------
@@ -384,7 +393,13 @@ class RedisStorage(SharedStorage):
                 self._on_subscribed()
             on_trust(trusted)
 
-        self._listener = _Listener(self.client, prefix, on_invalidate, trust, on_tick)
+        def tick() -> None:
+            if self._pending:  # Redis answers the listener: send what is queued
+                self._on_subscribed()
+            if on_tick is not None:
+                on_tick()
+
+        self._listener = _Listener(self.client, prefix, on_invalidate, trust, tick)
         self._listener.start()
 
     def report(self, name: str, snapshot: bytes, ttl_seconds: float) -> None:
@@ -413,10 +428,14 @@ class RedisStorage(SharedStorage):
         }
 
     def ensure_listening(self) -> None:
-        """Restart the listener if it is not running (in a forked child, say)."""
+        """Restart the listener if it is not running (in a forked child, say).
+        Many threads may ask at once; one thread starts it."""
         listener = self._listener
-        if listener is not None and not listener.running:
-            listener.start()
+        if listener is None or listener.running:
+            return
+        with self._state_lock:
+            if not listener.running:
+                listener.start()
 
     def close(self) -> None:
         if self._listener is not None:
