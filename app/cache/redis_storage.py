@@ -146,10 +146,6 @@ class RedisStorage(SharedStorage):
         listener = self._listener
         return listener is not None and listener.subscribed
 
-    @property
-    def available(self) -> bool:
-        return not self._is_down
-
     def _call(self, operation: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         if self._is_down and monotonic() < self._down_until:
             raise StorageUnavailable("Redis is down")

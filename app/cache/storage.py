@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Final
+from typing import Final
 
 
 class _Sentinel:
@@ -42,9 +42,6 @@ class CacheConfigurationError(LookupError):
 
 class Storage:
     """Base class of the storages. ``ttl`` is the default for nodes that do not set one."""
-
-    #: True for storages that keep bytes shared between processes.
-    shared: ClassVar[bool] = False
 
     def __init__(self, ttl: timedelta) -> None:
         if ttl <= timedelta(0):
@@ -90,8 +87,6 @@ class SharedStorage(Storage):
 
     Every method may raise :class:`StorageUnavailable`.
     """
-
-    shared = True
 
     @property
     def trusted(self) -> bool:
