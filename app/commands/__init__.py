@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.commands.db import db_cli
+from app.commands.users import seed_command, tokens_cli, users_cli
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -12,3 +13,6 @@ if TYPE_CHECKING:
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)
+    app.cli.add_command(seed_command)

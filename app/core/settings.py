@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     redis_url: str = ""
     redis_socket_timeout: PositiveFloat = 1.0
 
+    # -- auth ---------------------------------------------------------------
+    #: Seconds an access token (JWT) is valid.
+    access_token_ttl: Annotated[int, Field(ge=60, le=86_400)] = 900
+    #: Seconds a refresh token is valid (each use replaces it).
+    refresh_token_ttl: Annotated[int, Field(ge=3600)] = 30 * 86_400
+    #: Argon2id time cost (iterations). Raising it rehashes passwords at their next login.
+    password_time_cost: Annotated[int, Field(ge=1, le=20)] = 3
+    #: Argon2id memory cost in KiB.
+    password_memory_cost: Annotated[int, Field(ge=8192)] = 65_536
+
     # -- cache --------------------------------------------------------------
     #: Entries the in-process tier keeps per process before evicting the least recently used.
     cache_local_max_size: PositiveInt = 10_000
