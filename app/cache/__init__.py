@@ -5,6 +5,7 @@ from app.cache.decorator import cached
 from app.cache.local_storage import LocalStorage
 from app.cache.manager import Manager
 from app.cache.node import Node, NodeDefinitionError
+from app.cache.orm import invalidate_on_commit
 from app.cache.redis_storage import RedisStorage
 from app.cache.serializer import JSONSerializer
 from app.cache.storage import CacheConfigurationError, NullStorage, Storage
@@ -20,4 +21,5 @@ __all__ = [
     "RedisStorage",
     "Storage",
     "cached",
+    "invalidate_on_commit",
 ]
