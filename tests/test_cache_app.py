@@ -19,7 +19,7 @@ from conftest import REDIS_URL, SettingsFactory
 import app.cache.manager as manager_module
 from app import create_app
 from app.cache import CacheConfigurationError, LocalStorage, Node, NullStorage, RedisStorage, cached
-from app.extensions.cache import get_cache, total_stats
+from app.extensions.cache import app_node_classes, get_cache, total_stats
 
 fork = multiprocessing.get_context("fork")
 
@@ -225,3 +225,21 @@ def test_cached_node_is_usable_with_get_many() -> None:
         return x * x
 
     assert manager.get_many([square.node(2), square.node(3)]) == [4, 9]
+
+
+def test_the_app_does_not_check_cached_functions_of_other_managers(
+    make_settings: SettingsFactory,
+) -> None:
+    other = make_manager()
+    other.register_storage("second_local", LocalStorage(max_size=10, ttl=timedelta(seconds=5)))
+
+    @cached(other, storages=["second_local"])
+    def double(x: int) -> int:
+        return 2 * x
+
+    # The app's manager has no "second_local" tier, and must not refuse to start.
+    app = create_app(make_settings())
+    assert double.node_class not in app_node_classes()
+    with app.app_context():
+        assert get_cache().get(ArticleNode(2)) == Article(id=2, title="title 2")
+    assert double(4) == 8

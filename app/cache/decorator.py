@@ -32,7 +32,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class _FunctionNode:
+class FunctionNodeBase:
     """What every ``@cached`` node does: key on the call's arguments, load by calling."""
 
     name: str
@@ -53,7 +53,7 @@ class CachedFunction(Generic[P, R]):
     """The wrapper ``@cached`` returns: call it, or ``.remove(...)`` one entry."""
 
     def __init__(
-        self, manager: Manager, function: Callable[P, R], node_class: type[_FunctionNode]
+        self, manager: Manager, function: Callable[P, R], node_class: type[FunctionNodeBase]
     ) -> None:
         self.manager = manager
         self.function = function
@@ -93,7 +93,7 @@ def cached(
         node_version = version
         node_negative_ttl = negative_ttl
 
-        class FunctionNode(_FunctionNode, Node[return_type]):  # type: ignore[valid-type]
+        class FunctionNode(FunctionNodeBase, Node[return_type]):  # type: ignore[valid-type]
             name = function_name
             storages = storage_list
             version = node_version

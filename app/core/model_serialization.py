@@ -3,7 +3,7 @@
 pydantic-core's JSON writer is correct for every model, but on typical API
 models (nested, with UUIDs and datetimes) orjson writes a model's ``__dict__``
 about twice as fast (``bench/json_layer.py`` measures both). For a model class
-whose JSON is *provably the same* either way, :func:`writer_for` hands orjson
+whose JSON is *provably the same* either way, :func:`register` lets orjson have
 the instance's ``__dict__``; for every other model it hands over pydantic's own
 output as an ``orjson.Fragment``.
 
@@ -29,13 +29,11 @@ from __future__ import annotations
 import enum
 import types
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import cached_property
-from operator import attrgetter
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Literal, Union, get_args, get_origin
 
 import orjson
 from pydantic import AwareDatetime, BaseModel
@@ -107,35 +105,28 @@ class _Plan:
     nested: tuple[_NestedField, ...]
 
 
-#: What orjson's ``default`` returns for a model: its fields, or pydantic's JSON.
-Writer = Callable[[BaseModel], Any]
-
-#: One writer per model class, built on first sight. ``default`` looks here first.
-writers: dict[type[BaseModel], Writer] = {}
 _plans: dict[type[BaseModel], _Plan | None] = {}
-_fields_of: Writer = attrgetter("__dict__")
 
-
-#: For each qualifying class: its field count, and its nested-model fields as
-#: ``(name, model, many)``. The JSON layer's ``default`` runs the same checks as
-#: :func:`_make_writer`'s writer inline, saving a call per model.
+#: For each qualifying class seen so far: its field count, and its nested-model
+#: fields as ``(name, model, many)``. The JSON layer's ``default`` runs the
+#: per-instance checks from these inline (see :func:`app.core.json.default`).
 fast_path_specs: dict[
     type[BaseModel], tuple[int, tuple[tuple[str, type[BaseModel], bool], ...]]
 ] = {}
 
 
-def writer_for(cls: type[BaseModel]) -> Writer:
-    """The fastest exact way to hand an instance of ``cls`` to orjson."""
-    writer = writers.get(cls)
-    if writer is None:
-        plan = _plan_of(cls)
-        writer = writers[cls] = _make_writer(plan)
-        if plan is not None:
-            fast_path_specs[cls] = (
-                plan.field_count,
-                tuple((n.name, n.model, n.many) for n in plan.nested),
-            )
-    return writer
+def register(cls: type[BaseModel]) -> bool:
+    """Decide once whether ``cls`` qualifies; if so, record its spec in
+    :data:`fast_path_specs`. Returns whether it qualifies."""
+    plan = _plan_of(cls)
+    if plan is None:
+        return False
+    if cls not in fast_path_specs:
+        fast_path_specs[cls] = (
+            plan.field_count,
+            tuple((n.name, n.model, n.many) for n in plan.nested),
+        )
+    return True
 
 
 def qualifies(cls: type[BaseModel]) -> bool:
@@ -146,32 +137,6 @@ def qualifies(cls: type[BaseModel]) -> bool:
 def with_pydantic(model: BaseModel) -> orjson.Fragment:
     # A Fragment embeds pydantic's own (Rust) output without re-parsing it.
     return orjson.Fragment(model.__pydantic_serializer__.to_json(model))
-
-
-def _make_writer(plan: _Plan | None) -> Writer:
-    if plan is None:
-        return with_pydantic
-    count = plan.field_count
-    nested = plan.nested
-
-    def checked_fields(model: BaseModel) -> Any:
-        fields = _fields_of(model)
-        # Anything in __dict__ besides the fields (model_copy(update=...) with an
-        # unknown key, an attribute set by hand) is not written by pydantic.
-        if len(fields) != count:
-            return with_pydantic(model)
-        for field in nested:
-            value = fields[field.name]
-            if value is None:
-                continue
-            if field.many:
-                if any(type(item) is not field.model for item in value):
-                    return with_pydantic(model)
-            elif type(value) is not field.model:
-                return with_pydantic(model)
-        return fields
-
-    return checked_fields
 
 
 def _plan_of(cls: type[BaseModel]) -> _Plan | None:

@@ -23,6 +23,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.cache import LocalStorage, Manager, Node, NullStorage, RedisStorage
+from app.cache.decorator import FunctionNodeBase
 from app.cache.storage import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -60,12 +61,15 @@ def init_app(app: APIFlask) -> None:
 
 
 def app_node_classes() -> list[type[Node[Any]]]:
-    """Every concrete node class defined in the app's own modules."""
+    """Every concrete node class defined in the app's own modules. ``@cached``
+    nodes are left out: each is validated against its own manager when made."""
     found: list[type[Node[Any]]] = []
     pending = cast("list[type[Node[Any]]]", Node.__subclasses__())
     while pending:
         node_class = pending.pop()
         pending.extend(node_class.__subclasses__())
+        if issubclass(node_class, FunctionNodeBase):
+            continue
         if node_class.__module__.startswith("app.") and "storage_specs" in vars(node_class):
             found.append(node_class)
     return found
