@@ -13,7 +13,7 @@ from app import extensions
 from app.api import register_blueprints
 from app.commands import register_commands
 from app.core import logging as app_logging
-from app.core import request_id
+from app.core import request_id, security_headers
 from app.core.application import APIFlask
 from app.core.errors import register_error_handlers
 from app.core.settings import Settings, SettingsError, load_settings
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     request_id.init_app(app)
     app_logging.init_app(app)
+    security_headers.init_app(app)
     _init_extensions(app)
     register_error_handlers(app)
     register_blueprints(app)

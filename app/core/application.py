@@ -37,6 +37,7 @@ from app.core.error_codes import ErrorCode
 from app.core.errors import validation_details
 from app.core.exceptions import APIException
 from app.core.json import JSON_MIMETYPE, OrJSONProvider, dumps_bytes
+from app.core.openapi import IDConverter, Method, ResponseSpec, operation
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -149,6 +150,26 @@ class _TypedRoutes:
 class APIBlueprint(_TypedRoutes, Blueprint):
     """A blueprint whose views may return anything :class:`APIFlask` turns into JSON."""
 
+    def operation(
+        self,
+        method: Method,
+        rule: str,
+        operation_id: str,
+        *,
+        responses: Mapping[int, ResponseSpec],
+        **options: Any,
+    ) -> Callable[[ViewT], ViewT]:
+        """Route a view as a declared operation (see :mod:`app.core.openapi`).
+        The tag defaults to the blueprint's name."""
+        options.setdefault("tag", self.name)
+
+        def register(view: ViewT) -> ViewT:
+            run = operation(method, rule, operation_id, responses=responses, **options)(view)
+            self.add_url_rule(rule, view.__name__, run, methods=[method])
+            return run
+
+        return register
+
 
 class APIFlask(_TypedRoutes, Flask):
     """Flask, answering every view's return value with JSON through orjson."""
@@ -161,6 +182,7 @@ class APIFlask(_TypedRoutes, Flask):
     def __init__(self, import_name: str, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(import_name, **kwargs)
         self.settings = settings
+        self.url_map.converters["id"] = IDConverter
 
     def make_response(self, rv: Any) -> Response:
         # The common case first: no tuple, no Response.

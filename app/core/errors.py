@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
@@ -98,6 +100,22 @@ def handle_http_exception(exc: HTTPException) -> Response:
     return error_response(error_code, custom, code=status, headers=headers)
 
 
+def handle_database_unavailable(exc: DBAPIError | SQLAlchemyTimeoutError) -> Response:
+    """The database cannot be reached, or is refusing work: 503, safe to retry.
+    Logged as a warning without the SQL, which may hold user data."""
+    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError):
+        return handle_unexpected_exception(exc)  # IntegrityError and the like are bugs here
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.path,
+        type(getattr(exc, "orig", None) or exc).__name__,
+    )
+    return error_response(
+        ErrorCode.SERVICE_UNAVAILABLE, "The database is unavailable; retry shortly"
+    )
+
+
 def handle_unexpected_exception(exc: Exception) -> Response:
     log.error("Unhandled exception on %s %s", request.method, request.path, exc_info=exc)
     return _internal_error(exc)
@@ -115,4 +133,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(APIException, handle_api_exception)
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DBAPIError, handle_database_unavailable)
+    app.register_error_handler(SQLAlchemyTimeoutError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_exception)

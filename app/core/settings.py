@@ -21,9 +21,7 @@ AppEnv = Literal["development", "testing", "production"]
 LogFormat = Literal["text", "json"]
 
 #: The value shipped in ``.env.example``. Fine on a laptop, refused in production.
-DEFAULT_SECRET_KEY = (
-    "dev-insecure-change-me"  # noqa: S105 - a known placeholder, refused in production
-)
+DEFAULT_SECRET_KEY = "dev-insecure-change-me-not-for-production"  # noqa: S105 - a known placeholder, refused in production
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -95,6 +93,22 @@ class Settings(BaseSettings):
     password_time_cost: Annotated[int, Field(ge=1, le=20)] = 3
     #: Argon2id memory cost in KiB.
     password_memory_cost: Annotated[int, Field(ge=8192)] = 65_536
+    #: Failed logins allowed per account (email), in Flask-Limiter's notation.
+    login_limit_per_account: Annotated[str, Field(min_length=1)] = "5 per minute"
+    #: Failed logins allowed per client address.
+    login_limit_per_address: Annotated[str, Field(min_length=1)] = "20 per minute"
+    #: Where the rate limiter counts: empty means REDIS_URL (or memory without Redis).
+    ratelimit_storage_url: str = ""
+
+    # -- http ---------------------------------------------------------------
+    #: Origins allowed to call the API from a browser, comma-separated (``*`` for any).
+    #: Empty allows none: same-origin only.
+    cors_origins: str = ""
+    #: Seconds a browser may cache a CORS preflight answer.
+    cors_max_age: Annotated[int, Field(ge=0)] = 600
+    #: ``Strict-Transport-Security`` max-age in seconds; 0 leaves the header out.
+    #: Empty means one year in production and 0 elsewhere.
+    hsts_max_age: Annotated[int, Field(ge=0)] | None = None
 
     # -- cache --------------------------------------------------------------
     #: Entries the in-process tier keeps per process before evicting the least recently used.
@@ -155,6 +169,36 @@ class Settings(BaseSettings):
             if self.debug:
                 raise ValueError("DEBUG must be off in production")
         return self
+
+    @field_validator("ratelimit_storage_url")
+    @classmethod
+    def _ratelimit_storage_is_supported(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "memory://")):
+            raise ValueError("must start with redis://, rediss:// or memory://")
+        return value
+
+    @field_validator("login_limit_per_account", "login_limit_per_address")
+    @classmethod
+    def _limit_parses(cls, value: str) -> str:
+        from limits import parse_many  # noqa: PLC0415 - only needed to validate
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                "not a rate limit (e.g. '5 per minute' or '5/minute;50/hour')"
+            ) from None
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def resolved_hsts_max_age(self) -> int:
+        if self.hsts_max_age is not None:
+            return self.hsts_max_age
+        return 31_536_000 if self.is_production else 0
 
     @property
     def is_production(self) -> bool:

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from app.api.v1 import health
-from app.core.application import APIBlueprint
+from typing import cast
+
+from flask.blueprints import BlueprintSetupState
+
+from app.api.v1 import articles, auth, docs, health, users
+from app.core.application import APIBlueprint, APIFlask
+from app.services import articles as article_service
 
 api_v1 = APIBlueprint("api_v1", __name__, url_prefix="/api/v1")
-api_v1.register_blueprint(health.bp)
+for module in (health, auth, users, articles, docs):
+    api_v1.register_blueprint(module.bp)
+
+
+@api_v1.record_once
+def _start_services(state: BlueprintSetupState) -> None:
+    article_service.init_app(cast("APIFlask", state.app))

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
+from app.api.v1.schemas import Status
 from app.core.application import APIBlueprint, current_settings
 from app.extensions.database import get_database
 from app.extensions.redis import get_redis
@@ -28,13 +31,41 @@ CheckStatus = Literal["ok", "down", "disabled"]
 Check = Callable[[], None]
 
 
-@bp.get("")
+class CheckResult(BaseModel):
+    status: CheckStatus
+    latency_ms: float | None
+
+
+class Checks(BaseModel):
+    database: CheckResult
+    redis: CheckResult
+    search: CheckResult
+    broker: CheckResult
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "down"]
+    checks: Checks
+
+
+@bp.operation("GET", "", "getHealth", responses={200: Status}, tag="health", uses_services=False)
 def live() -> dict[str, str]:
+    """Liveness: answers while the process can serve at all (no I/O)."""
     return {"status": "ok"}
 
 
-@bp.get("/ready")
+@bp.operation(
+    "GET",
+    "/ready",
+    "getReadiness",
+    responses={200: Readiness, 503: Readiness},
+    tag="health",
+)
 def ready() -> tuple[dict[str, Any], int]:
+    """Readiness: each dependency checked at once, each within HEALTH_CHECK_TIMEOUT.
+
+    503 when one that is configured is down; ``disabled`` ones do not count.
+    """
     checks = _configured_checks()
     results = _run_checks(checks, current_settings().health_check_timeout)
     healthy = all(result["status"] != "down" for result in results.values())

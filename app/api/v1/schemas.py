@@ -1,0 +1,171 @@
+"""The request and response models of ``/api/v1``.
+
+They validate every request, shape every response, and are the OpenAPI
+document's schemas: one definition for all three. Request models reject unknown
+fields (``extra="forbid"``); every string and number has bounds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.core.openapi import MAX_ID
+from app.models.article import ArticleStatus
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class Request(BaseModel):
+    """Base of every request model: unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Email = Annotated[EmailStr, Field(max_length=254, examples=["ada@example.com"])]
+Password = Annotated[str, Field(min_length=8, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Body = Annotated[str, Field(min_length=1, max_length=100_000)]
+TagName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50),
+]
+Tags = Annotated[list[TagName], Field(max_length=10)]
+ID = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+# -- users and auth ----------------------------------------------------------------
+
+
+class User(BaseModel):
+    """An account as others see it. Passwords and hashes never leave the server."""
+
+    id: int
+    email: str
+    name: str
+    is_admin: bool
+    created_at: AwareDatetime
+
+
+class Register(Request):
+    email: Email
+    password: Password
+    name: Name
+
+
+class TokenRequest(Request):
+    """Sign in with an email and a password."""
+
+    email: Email
+    password: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class TokenForm(Request):
+    """The OAuth 2 password grant, as a form: ``username`` is the email."""
+
+    username: Annotated[str, Field(min_length=1, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=128)]
+    grant_type: Literal["password"] | None = None
+    scope: Annotated[str, Field(max_length=200)] = ""
+    client_id: Annotated[str | None, Field(max_length=200)] = None
+    client_secret: Annotated[str | None, Field(max_length=200)] = None
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth 2 token type
+    #: Seconds until the access token expires.
+    expires_in: int
+    refresh_token: str
+
+
+class RefreshRequest(Request):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class UserUpdate(Request):
+    """Change your name or your password (which needs the current one)."""
+
+    name: Name | None = None
+    password: Password | None = None
+    current_password: Annotated[str | None, Field(max_length=128)] = None
+
+
+# -- pages --------------------------------------------------------------------------
+
+
+class PageQuery(Request):
+    page: Annotated[int, Field(ge=1, le=1_000_000, description="1-based page number")] = 1
+    per_page: Annotated[int, Field(ge=1, le=100, description="Items per page (1-100)")] = 20
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+class UserPage(Page[User]):
+    pass
+
+
+# -- articles -----------------------------------------------------------------------
+
+
+class Author(BaseModel):
+    id: int
+    name: str
+
+
+class Article(BaseModel):
+    id: int
+    title: str
+    body: str
+    tags: list[str]
+    status: ArticleStatus
+    author: Author
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    version: int
+
+
+class ArticlePage(Page[Article]):
+    pass
+
+
+ArticleSort = Literal["created_at", "-created_at", "title", "-title"]
+
+
+class ArticleQuery(PageQuery):
+    tag: Annotated[TagName | None, Field(description="Only articles with this tag")] = None
+    author_id: Annotated[ID | None, Field(description="Only articles by this author")] = None
+    status: Annotated[
+        ArticleStatus | None,
+        Field(description="published (the default), or draft: your own drafts (an admin's: all)"),
+    ] = None
+    sort: Annotated[ArticleSort, Field(description="A field, '-' first for descending")] = (
+        "-created_at"
+    )
+
+
+class ArticleCreate(Request):
+    title: Title
+    body: Body
+    tags: Tags = []
+    status: ArticleStatus = ArticleStatus.DRAFT
+
+
+class ArticleUpdate(Request):
+    """The fields to change; the others keep their values."""
+
+    title: Title | None = None
+    body: Body | None = None
+    tags: Tags | None = None
+    status: ArticleStatus | None = None
+
+
+class Status(BaseModel):
+    status: Literal["ok"]

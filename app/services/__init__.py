@@ -1,0 +1,1 @@
+"""Domain logic the views share: queries, cached reads, invalidation rules."""
