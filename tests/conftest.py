@@ -169,3 +169,26 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def api_app(
+    make_settings: SettingsFactory, db_engine: Engine, redis_client: redis.Redis
+) -> APIFlask:
+    """The whole app on a migrated, empty database (SQLite, then MariaDB) and the
+    test Redis, with cheap Argon2 parameters so sign-ins are fast."""
+    return create_app(
+        make_settings(
+            database_url=db_engine.url.render_as_string(hide_password=False),
+            redis_url=REDIS_URL,
+            password_time_cost=1,
+            password_memory_cost=8192,
+        )
+    )
+
+
+@pytest.fixture
+def api(api_app: APIFlask) -> Any:
+    from api_support import Api  # noqa: PLC0415 - api_support imports the app
+
+    return Api(api_app)
