@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from flask import request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter
 
 from app.core.error_codes import ErrorCode
 from app.core.errors import validation_details
@@ -71,11 +71,21 @@ class Guard(Protocol):
     def __call__(self) -> None: ...
 
 
-class IDConverter(IntegerConverter):
-    """``<id:name>``: a positive integer that fits a BIGINT, else no match (404)."""
+class IDConverter(BaseConverter):
+    """``<id:name>``: an id. Digits that are not a possible id (``0``, or beyond
+    BIGINT) become ``0``, which no row has, so the view answers its own 404.
+    (Refusing the match instead would make Werkzeug answer a PATCH to
+    ``/articles/0`` with 405, because a GET rule's pattern matched.)"""
 
-    def __init__(self, map: Any) -> None:
-        super().__init__(map, min=1, max=MAX_ID)
+    regex = r"\d+"
+    weight = 50
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        return number if 1 <= number <= MAX_ID else 0
+
+    def to_url(self, value: int) -> str:
+        return str(value)
 
 
 @dataclass(frozen=True, slots=True)

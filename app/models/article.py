@@ -31,7 +31,11 @@ class Tag(Base):
     __tablename__ = "tags"
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(50), unique=True)
+    #: Binary collation on MySQL: "café" and "cafe" (or two emoji) are different tags.
+    name: Mapped[str] = mapped_column(
+        String(50).with_variant(mysql.VARCHAR(50, collation="utf8mb4_bin"), "mysql", "mariadb"),
+        unique=True,
+    )
 
 
 class Article(Base):

@@ -30,7 +30,13 @@ def upgrade() -> None:
     op.create_table(
         "tags",
         sa.Column("id", ID, autoincrement=True, nullable=False),
-        sa.Column("name", sa.String(length=50), nullable=False),
+        sa.Column(
+            "name",
+            sa.String(length=50).with_variant(
+                mysql.VARCHAR(50, collation="utf8mb4_bin"), "mysql", "mariadb"
+            ),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
         sa.UniqueConstraint("name", name=op.f("uq_tags_name")),
     )
