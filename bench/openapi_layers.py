@@ -84,7 +84,7 @@ def ours_app() -> Flask:
 
 
 def flask_openapi3_app() -> Flask:
-    from flask_openapi3 import OpenAPI  # noqa: PLC0415 - a bench-only dependency
+    from flask_openapi3.openapi import OpenAPI  # noqa: PLC0415 - a bench-only dependency
 
     app = OpenAPI("flask_openapi3")
 
@@ -152,7 +152,7 @@ def _time(app: WSGIApp, environ: dict[str, Any], count: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=3_000, help="per rival, per round")
     args = parser.parse_args()
