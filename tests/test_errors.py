@@ -381,3 +381,24 @@ def test_validated_json_returns_the_model(error_client: FlaskClient) -> None:
 def test_validated_json_still_needs_an_object(error_client: FlaskClient) -> None:
     response = error_client.post("/api/v1/_validated", json=[1])
     assert envelope(response)["error_code"] == ErrorCode.BODY_NOT_OBJECT
+
+
+@pytest.fixture
+def unreachable_database_app(make_settings: SettingsFactory) -> APIFlask:
+    # Built in a fixture: configuring logging during the test would detach caplog.
+    return create_app(
+        make_settings(database_url="mysql+pymysql://root@127.0.0.1:1/test", database_pool_timeout=1)
+    )
+
+
+def test_an_unreachable_database_is_a_503_logged_as_a_warning(
+    unreachable_database_app: APIFlask, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = unreachable_database_app.test_client().get("/api/v1/articles")
+    assert response.status_code == 503
+    assert response.json is not None
+    assert response.json["error_code"] == 19001
+    assert "SELECT" not in response.get_data(as_text=True)
+    [record] = [r for r in caplog.records if r.name == "app.error"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == "database unavailable on GET /api/v1/articles: OperationalError"

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -526,6 +527,10 @@ class _Listener:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
+            # Wake the thread from its wait for a message rather than let the wait run out.
+            # Other processes get an empty fill notice, which no one waits on.
+            with contextlib.suppress(RedisError):
+                self.client.publish(self.filled_channel, "")
             self._thread.join(timeout=5)
         self._set_subscribed(value=False)
         self.client.close()

@@ -298,7 +298,8 @@ def _operation_object(
     if spec.query is not None:
         query_schema = schemas[refs[(spec.query, "validation")]["$ref"].rpartition("/")[2]]
         required = set(query_schema.get("required", []))
-        for name, schema in query_schema.get("properties", {}).items():
+        for name, field_schema in query_schema.get("properties", {}).items():
+            schema = without_null(field_schema)
             parameter = {"name": name, "in": "query", "required": name in required}
             if "description" in schema:
                 parameter["description"] = schema["description"]
@@ -332,9 +333,29 @@ def _operation_object(
     if spec.body is not None:
         content = {JSON_MIMETYPE: {"schema": refs[(spec.body, "validation")]}}
         if spec.form is not None:
+            form_schema = schemas[refs[(spec.form, "validation")]["$ref"].rpartition("/")[2]]
+            form_schema["properties"] = {
+                name: without_null(field) for name, field in form_schema["properties"].items()
+            }
             content[FORM_MIMETYPE] = {"schema": refs[(spec.form, "validation")]}
         result["requestBody"] = {"required": True, "content": content}
     return result
+
+
+def without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query string or a form cannot carry ``null``: leaving the field out is
+    how a client says "none". Drop the ``null`` branch pydantic writes for an
+    optional field, and its ``null`` default."""
+    options = schema.get("anyOf")
+    if options is None:
+        return schema
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) != 1:
+        return schema
+    result = {key: value for key, value in schema.items() if key != "anyOf"}
+    if result.get("default", "") is None:
+        del result["default"]
+    return {**kept[0], **result}
 
 
 def _response_object(

@@ -152,7 +152,7 @@ def update_article(article_id: int, body: ArticleUpdate) -> tuple[Article, dict[
     """
     session = get_database().session()
     row = _writable(article_id)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = body.model_dump(exclude_unset=True)
     if "tags" in changes:
         row.tags = service.tags_named(session, changes.pop("tags"))
     if "status" in changes:

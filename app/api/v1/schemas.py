@@ -7,11 +7,19 @@ fields (``extra="forbid"``); every string and number has bounds.
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-from app.core.openapi import MAX_ID
+from app.core.openapi import MAX_ID, without_null
 from app.models.article import ArticleStatus
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
@@ -23,7 +31,34 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Email = Annotated[EmailStr, Field(max_length=254, examples=["ada@example.com"])]
+#: The syntax browsers check for ``<input type="email">`` (the HTML standard's
+#: rule), with at least one dot after the @. Addresses at special-use domains
+#: (.arpa, .invalid, .local, .localhost, .onion, .test), which no mail reaches,
+#: are refused too.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def _deliverable_domain(email: str) -> str:
+    top_level = email.rpartition(".")[2].lower()
+    if top_level in SPECIAL_USE_DOMAINS:
+        raise ValueError(f"addresses at .{top_level} domains cannot receive mail")
+    return email
+
+
+Email = Annotated[
+    str,
+    StringConstraints(pattern=EMAIL_PATTERN, max_length=254),
+    AfterValidator(_deliverable_domain),
+    Field(
+        examples=["ada@example.com"],
+        description="An email address; special-use domains such as .test or .local are refused",
+    ),
+]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -62,14 +97,15 @@ class TokenRequest(Request):
 
 
 class TokenForm(Request):
-    """The OAuth 2 password grant, as a form: ``username`` is the email."""
+    """The OAuth 2 password grant, as a form: ``username`` is the email. The
+    other OAuth 2 fields are accepted, and ignored."""
 
     username: Annotated[str, Field(min_length=1, max_length=254)]
     password: Annotated[str, Field(min_length=1, max_length=128)]
-    grant_type: Literal["password"] | None = None
+    grant_type: Literal["password"] = "password"
     scope: Annotated[str, Field(max_length=200)] = ""
-    client_id: Annotated[str | None, Field(max_length=200)] = None
-    client_secret: Annotated[str | None, Field(max_length=200)] = None
+    client_id: Annotated[str, Field(max_length=200)] = ""
+    client_secret: Annotated[str, Field(max_length=200)] = ""
 
 
 class TokenPair(BaseModel):
@@ -84,12 +120,42 @@ class RefreshRequest(Request):
     refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class UserUpdate(Request):
-    """Change your name or your password (which needs the current one)."""
+def _omit_null_defaults(schema: dict[str, Any]) -> None:
+    """In the document, a field left out keeps its value: it is not nullable
+    and has no ``null`` default."""
+    properties: dict[str, dict[str, Any]] = schema.get("properties", {})
+    for name, field in properties.items():
+        properties[name] = without_null(field)
+
+
+class Patch(Request):
+    """Base of partial updates: send only the fields to change. ``null`` is
+    refused rather than read as "no change", so the two cannot be confused.
+    In code, ``None`` means "not sent"; the document shows no ``null`` at all."""
+
+    model_config = ConfigDict(json_schema_extra=_omit_null_defaults)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("null is not a value here; leave the field out to keep it")
+        return value
+
+
+def _user_update_schema(schema: dict[str, Any]) -> None:
+    _omit_null_defaults(schema)
+    schema["dependentRequired"] = {"password": ["current_password"]}
+
+
+class UserUpdate(Patch):
+    """Change your name, or your password (which needs the current one)."""
+
+    model_config = ConfigDict(json_schema_extra=_user_update_schema)
 
     name: Name | None = None
     password: Password | None = None
-    current_password: Annotated[str | None, Field(max_length=128)] = None
+    current_password: Annotated[str, Field(max_length=128)] | None = None
 
 
 # -- pages --------------------------------------------------------------------------
@@ -158,7 +224,7 @@ class ArticleCreate(Request):
     status: ArticleStatus = ArticleStatus.DRAFT
 
 
-class ArticleUpdate(Request):
+class ArticleUpdate(Patch):
     """The fields to change; the others keep their values."""
 
     title: Title | None = None

@@ -13,7 +13,7 @@ from app.auth.guards import admin, require_user, signed_in
 from app.auth.passwords import hash_password, password_hash, verify_password
 from app.core.application import APIBlueprint, current_settings
 from app.core.error_codes import ErrorCode
-from app.core.exceptions import APIException
+from app.core.exceptions import APIException, Forbidden
 from app.extensions.database import get_database
 from app.models import RefreshToken
 from app.models import User as UserRow
@@ -33,7 +33,7 @@ def get_me() -> User:
     "updateMe",
     guard=signed_in,
     body=UserUpdate,
-    responses={200: User},
+    responses={200: User, 403: "current_password is wrong"},
 )
 def update_me(body: UserUpdate) -> User:
     """Change your name, or your password.
@@ -43,13 +43,13 @@ def update_me(body: UserUpdate) -> User:
     """
     user = require_user()
     session = get_database().session()
-    if body.password is not None:
+    if body.password is not None:  # None: not sent (an explicit null is refused)
         settings = current_settings()
         hasher = password_hash(settings.password_time_cost, settings.password_memory_cost)
         if body.current_password is None:
             raise _invalid("current_password", "Field required to change the password", "missing")
         if not verify_password(body.current_password, user.password_hash, hasher)[0]:
-            raise _invalid("current_password", "Not the current password", "wrong_password")
+            raise Forbidden("current_password is not your current password")
         user.password_hash = hash_password(body.password, hasher)
         session.execute(
             update(RefreshToken)
