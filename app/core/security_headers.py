@@ -30,12 +30,13 @@ def init_app(app: APIFlask) -> None:
             f"max-age={app.settings.resolved_hsts_max_age}; includeSubDomains"
         )
     items = tuple(headers.items())
+    lowered = tuple((name.lower(), (name, value)) for name, value in items)
 
     def add_headers(response: Response) -> Response:
-        existing = response.headers
-        for name, value in items:
-            if name not in existing:
-                existing[name] = value
+        # One pass over the response's headers, then one extend: each `in` or
+        # `[]=` on werkzeug's Headers would scan them all again.
+        present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118
+        response.headers.extend([item for key, item in lowered if key not in present])
         return response
 
     app.after_request(add_headers)
