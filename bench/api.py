@@ -1,0 +1,830 @@
+"""The HTTP API under gunicorn, on MariaDB and Redis, against its rivals, in one run.
+
+    PYTHONPATH=. .venv/bin/python -m bench.api            # the full run, about 4 minutes
+    PYTHONPATH=. .venv/bin/python -m bench.api --quick    # a sanity run, about 1.5 minutes
+
+(the defaults are ``--rounds 5 --requests 3000 --list-requests 300``).
+
+Needs MariaDB on 127.0.0.1:3306 (user ``root``, no password) and Redis on
+127.0.0.1:6379. It rebuilds the database ``bench_api`` on every run (dropped,
+migrated with the app's own migrations, seeded by the app's ``flask seed``
+command with 20 users and 1,000 articles, about two thirds of them published)
+and flushes and uses Redis database 13 (``BENCH_API_DATABASE_URL`` and ``BENCH_API_REDIS_URL`` point
+elsewhere; the database ``test``, the test suite's, is refused).
+
+Four servers run at once, each under gunicorn with ``gunicorn.conf.py`` (gthread,
+2 workers x 4 threads unless told otherwise, ``APP_ENV=production``,
+``LOG_LEVEL=WARNING`` so the app writes no access log line, as the rivals write
+none; ``--max-requests 0`` so no worker restarts in the middle of a round), on
+their own loopback ports:
+
+* ``APIFlask, cached``: the template's app (``app.wsgi:app``);
+* ``APIFlask, uncached``: the same app, the article read bypassing the cache
+  (``bench.api_rivals:make_uncached()``: ``ArticleNode(id).load()`` per request);
+* ``stock Flask``: ``flask.Flask``, ``jsonify``, SQLAlchemy ORM on the same rows
+  with the same eager loading (``bench.api_rivals:make_stock()``);
+* ``bare WSGI``: the bytes the app returned, served as they are (the ceiling).
+
+This process is the load generator: keep-alive HTTP/1.1 connections (8 by
+default) on raw sockets, driven from one thread by ``selectors``, each with one
+request in flight (a closed loop). Requests rotate over the first 100 published
+ids (each in every server's cache after the warm-up) or ask for
+``/api/v1/articles?per_page=100``. Each round runs every rival once, in an order
+rotated from round to round, on fresh connections, after a warm-up of 10 % of the
+requests; figures are medians over rounds, with the lowest and highest round.
+Beside throughput and latency it reports CPU per request, read from ``/proc``
+over the timed part of each run: the server's (gunicorn master and workers),
+MariaDB's (when its process is visible), and this load generator's share of one
+core. The machine has 2 cores, shared by all of them: keep ``--connections`` modest.
+
+Last, a breakdown (``--no-breakdown`` skips it) times a request to each rival
+and the pieces of the app's read in this process: one thread, no HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import http.client
+import os
+import platform
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import gunicorn
+import orjson
+import pymysql
+import redis
+from flask import Flask
+from sqlalchemy import func, make_url, select, text
+from werkzeug.test import EnvironBuilder
+
+from app import create_app
+from app.api.v1 import articles as articles_view
+from app.api.v1.schemas import ArticlePage, ArticleQuery
+from app.core.json import dumps_bytes
+from app.core.settings import Settings
+from app.extensions.cache import get_cache
+from app.extensions.database import create_database_engine, get_database
+from app.migrations import head_revision, upgrade
+from app.models import Article, User
+from app.services import articles as service
+from app.services.articles import ArticleNode
+from bench import api_rivals
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE_URL = os.environ.get(
+    "BENCH_API_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/bench_api"
+)
+REDIS_URL = os.environ.get("BENCH_API_REDIS_URL", "redis://127.0.0.1:6379/13")
+#: Pub/sub channels ignore Redis database numbers: a prefix of its own keeps the
+#: benchmark's invalidations away from any other app (or test run) on this Redis.
+CACHE_PREFIX = "bench-api"
+USERS = 20
+ARTICLES = 1_000
+IDS = 100
+ITEM = "GET /api/v1/articles/{id}"
+LIST_PATH = "/api/v1/articles?per_page=100"
+LIST = f"GET {LIST_PATH}"
+SECRET_KEY = "bench-api-secret-key-not-for-production-0123456789"  # noqa: S105
+
+CACHED = "APIFlask, cached"
+UNCACHED = "APIFlask, uncached"
+STOCK = "stock Flask"
+BARE = "bare WSGI (ceiling)"
+APIFLASK = "APIFlask"
+
+
+# -- the database ---------------------------------------------------------------------
+
+
+def connect_server() -> pymysql.Connection[Any]:
+    """A connection to the MariaDB server, no database selected."""
+    url = make_url(DATABASE_URL)
+    return pymysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+    )
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(
+        _env_file=None,  # pyright: ignore[reportCallIssue]
+        app_env="production",
+        secret_key=SECRET_KEY,
+        database_url=DATABASE_URL,
+        redis_url=REDIS_URL,
+        cache_prefix=CACHE_PREFIX,
+        log_level="WARNING",
+        **overrides,
+    )
+
+
+def prepare_database(instance: Path) -> list[int]:
+    """Build ``bench_api`` afresh: drop it, migrate it with the app's migrations and
+    seed it with ``flask seed`` (repeatable: a fixed random seed). Rebuilt on every
+    run, so an edited migration or model never meets a stale schema. Returns the
+    first :data:`IDS` published article ids."""
+    url = make_url(DATABASE_URL)
+    if url.database in (None, "", "test"):
+        raise SystemExit("bench.api refuses the database 'test' (the test suite's) and no database")
+    server = connect_server()
+    with server.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{url.database}`")
+        cursor.execute(
+            f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    server.close()
+
+    settings = _settings(instance_path=instance)
+    engine = create_database_engine(settings)
+    upgrade(engine)
+    app = create_app(settings)
+    result = app.test_cli_runner().invoke(
+        args=["seed", "--users", str(USERS), "--articles", str(ARTICLES)]
+    )
+    assert result.exit_code == 0, result.output
+    app.extensions["cache"].close()  # its Redis listener thread
+    app.extensions["database"].engine.dispose()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
+        assert connection.scalar(select(func.count()).select_from(User)) == USERS
+        ids = list(
+            connection.scalars(
+                select(Article.id).where(Article.status == "published").order_by(Article.id)
+            )
+        )
+    engine.dispose()
+    assert len(ids) >= IDS, f"only {len(ids)} published articles"
+    return ids[:IDS]
+
+
+# -- the servers ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if this benchmark dies, even by SIGKILL.
+    libc was loaded beforehand, so the child runs one foreign call and nothing else."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Server:
+    """One gunicorn master (and its workers) serving ``target`` on a loopback port."""
+
+    def __init__(self, name: str, target: str, env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.target = target
+        self.port = free_port()
+        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
+        self.log_path = logs / f"{target.partition(':')[2].strip('()') or 'app'}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: TextIO | None = None
+
+    def start(self) -> None:
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
+                "--max-requests",
+                "0",
+                self.target,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, nothing to deadlock on
+        )
+
+    def wait_ready(self, path: str, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start-up; see {self.log_path}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if fetch(self.port, path)[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} was not ready within {seconds:.0f}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()  # gunicorn's graceful stop: workers finish, then exit
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+
+    def pids(self) -> list[int]:
+        """The gunicorn master and its workers."""
+        assert self.process is not None
+        return [self.process.pid, *children_of(self.process.pid)]
+
+
+@contextlib.contextmanager
+def serving(servers: list[Server]) -> Iterator[None]:
+    """Every server stopped on the way out, whatever happened."""
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def fetch(port: int, path: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+# -- CPU accounting -------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of ``/proc/<pid>/stat`` after the command name (field 3 is index 0)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (those still alive)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = _stat_fields(pid)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(_stat_fields(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def database_pids() -> list[int]:
+    """The MariaDB server's process, when it runs on this machine and is visible."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() in ("mariadbd", "mysqld"):
+                    found.append(int(entry.name))
+    return found
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the load generator ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    rps: float
+    p50: float
+    p99: float
+    #: CPU seconds per request: the server (gunicorn master and workers), MariaDB,
+    #: and the share of one core this load generator used.
+    server_cpu: float = 0.0
+    database_cpu: float = 0.0
+    client_share: float = 0.0
+
+
+class _Connection:
+    """One keep-alive connection with at most one request in flight."""
+
+    __slots__ = ("buffer", "expect", "header_end", "length", "port", "sock", "started")
+
+    def __init__(self, sock: socket.socket, port: int) -> None:
+        self.sock = sock
+        self.port = port
+        self.buffer = bytearray()
+        self.expect = 0
+        self.header_end = -1
+        self.length = -1
+        self.started = 0.0
+
+    def send(self, request: bytes, expect: int) -> None:
+        self.buffer.clear()
+        self.expect = expect
+        self.header_end = -1
+        self.length = -1
+        self.started = time.perf_counter()
+        self.sock.send(request)  # a few dozen bytes: the socket buffer takes them
+
+    def feed(self) -> bool:
+        """Read what arrived; true once the whole answer is in."""
+        chunk = self.sock.recv(1 << 18)
+        if not chunk:
+            raise ConnectionError(f"port {self.port} closed a keep-alive connection")
+        self.buffer += chunk
+        if self.header_end < 0:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return False
+            self._read_head(end)
+        return len(self.buffer) - self.header_end >= self.length
+
+    def _read_head(self, end: int) -> None:
+        self.header_end = end + 4
+        head = bytes(self.buffer[:end]).lower()
+        if not head.startswith(b"http/1.1 200 "):
+            raise RuntimeError(f"port {self.port}: {bytes(self.buffer[:300])!r}")
+        if b"\r\nconnection: close" in head:
+            raise ConnectionError(f"port {self.port} asked to close the connection")
+        at = head.index(b"\r\ncontent-length:") + 17
+        line_end = head.find(b"\r\n", at)
+        self.length = int(head[at : line_end if line_end >= 0 else None])
+        if self.length != self.expect:
+            raise RuntimeError(f"port {self.port}: {self.length} bytes, expected {self.expect}")
+
+
+#: One request as sent (its bytes) and the Content-Length its answer must have.
+Target = tuple[bytes, int]
+
+
+def request_bytes(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n\r\n".encode()
+
+
+def drive(
+    port: int,
+    targets: list[Target],
+    total: int,
+    warmup: int,
+    connections: int,
+    *,
+    watch: tuple[list[int], list[int]] = ([], []),
+) -> Sample:
+    """Send ``total`` requests over ``connections`` keep-alive connections, one in
+    flight on each, rotating over ``targets``. The first ``warmup`` answers are not
+    counted: throughput, latencies and CPU (of the ``watch`` pids: the server's,
+    MariaDB's) are measured from the last of them to the last answer."""
+    server_pids, database = watch
+    selector = selectors.DefaultSelector()
+    issued = completed = 0
+    latencies: list[float] = []
+    mark = (time.perf_counter(), process_cpu(server_pids), process_cpu(database), own_cpu())
+    try:
+        for _ in range(min(connections, total)):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            connection = _Connection(sock, port)
+            selector.register(sock, selectors.EVENT_READ, connection)
+            connection.send(*targets[issued % len(targets)])
+            issued += 1
+        while completed < total:
+            events = selector.select(timeout=30)
+            if not events:
+                raise TimeoutError(f"no answer on port {port} for 30 s")
+            for key, _ in events:
+                connection = key.data
+                if not connection.feed():
+                    continue
+                completed += 1
+                if completed > warmup:
+                    latencies.append(time.perf_counter() - connection.started)
+                elif completed == warmup:
+                    mark = (
+                        time.perf_counter(),
+                        process_cpu(server_pids),
+                        process_cpu(database),
+                        own_cpu(),
+                    )
+                if issued < total:
+                    connection.send(*targets[issued % len(targets)])
+                    issued += 1
+        elapsed = time.perf_counter() - mark[0]
+        server_cpu = process_cpu(server_pids) - mark[1]
+        database_cpu = process_cpu(database) - mark[2]
+        client_cpu = own_cpu() - mark[3]
+    finally:
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        selector.close()
+    latencies.sort()
+    counted = len(latencies)
+    return Sample(
+        rps=counted / elapsed,
+        p50=latencies[counted // 2],
+        p99=latencies[min(counted - 1, int(counted * 0.99))],
+        server_cpu=server_cpu / counted,
+        database_cpu=database_cpu / counted,
+        client_share=client_cpu / elapsed,
+    )
+
+
+# -- the run --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rival:
+    endpoint: str
+    name: str
+    server: Server
+    targets: list[Target]
+
+
+def reference_bodies(app: Server, paths: list[str]) -> dict[str, bytes]:
+    bodies: dict[str, bytes] = {}
+    for path in paths:
+        status, body = fetch(app.port, path)
+        assert status == 200, (path, status, body[:200])
+        bodies[path] = body
+    return bodies
+
+
+def check_same(server: Server, bodies: dict[str, bytes], *, same_bytes: bool) -> dict[str, int]:
+    """The rival answers each path with the app's bytes (or data); the lengths it sends."""
+    lengths: dict[str, int] = {}
+    for path, expected in bodies.items():
+        status, body = fetch(server.port, path)
+        assert status == 200, (server.name, path, status, body[:200])
+        if same_bytes:
+            assert body == expected, (server.name, path)
+        else:
+            assert orjson.loads(body) == orjson.loads(expected), (server.name, path)
+        lengths[path] = len(body)
+    return lengths
+
+
+Samples = dict[tuple[str, str], list[Sample]]
+
+
+def run_rounds(
+    rivals: list[Rival], rounds: int, requests: dict[str, int], connections: int
+) -> Samples:
+    samples: Samples = {(r.endpoint, r.name): [] for r in rivals}
+    database = database_pids()
+    for number in range(rounds):
+        started = time.perf_counter()
+        shift = number % len(rivals)
+        for rival in rivals[shift:] + rivals[:shift]:
+            total = requests[rival.endpoint]
+            warmup = total // 10
+            watch = (rival.server.pids(), database)
+            sample = drive(
+                rival.server.port, rival.targets, total + warmup, warmup, connections, watch=watch
+            )
+            samples[(rival.endpoint, rival.name)].append(sample)
+        print(f"  round {number + 1}/{rounds}: {time.perf_counter() - started:.0f} s", flush=True)
+    return samples
+
+
+def median_sample(values: list[Sample]) -> Sample:
+    return Sample(
+        *(statistics.median(getattr(s, name) for s in values) for name in Sample.__slots__)
+    )
+
+
+def table(title: str, names: list[str], samples: Samples, endpoint: str) -> dict[str, Sample]:
+    medians = {name: median_sample(samples[(endpoint, name)]) for name in names}
+    first = names[0]
+    print(f"\n{title}")
+    print(
+        f"  {'rival':<22} {'req/s':>7}  {'(lowest - highest)':<19} {'p50 ms':>7} {'p99 ms':>7}"
+        f"  {'server CPU':>10}  {'MariaDB CPU':>11}  {'client':>6}"
+    )
+    for name in names:
+        m = medians[name]
+        rates = [s.rps for s in samples[(endpoint, name)]]
+        print(
+            f"  {name:<22} {m.rps:7,.0f}  ({min(rates):7,.0f} - {max(rates):7,.0f})"
+            f" {m.p50 * 1000:7.2f} {m.p99 * 1000:7.2f}"
+            f"  {m.server_cpu * 1e6:7.0f} us  {m.database_cpu * 1e6:8.0f} us  {m.client_share:6.0%}"
+            f"   {m.rps / medians[first].rps:5.2f}x"
+        )
+    return medians
+
+
+# -- the breakdown, in process --------------------------------------------------------
+
+
+def per_call(function: Callable[[], object], repeat: int, rounds: int = 5) -> float:
+    """Median seconds per call over ``rounds`` batches of ``repeat`` calls."""
+    for _ in range(max(10, repeat // 10)):
+        function()
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(repeat):
+            function()
+        timings.append((time.perf_counter() - started) / repeat)
+    return statistics.median(timings)
+
+
+def wsgi_call(app: Callable[..., Any], path: str) -> Callable[[], bytes]:
+    """One full WSGI request to ``app``, as gunicorn would make it, minus the socket."""
+    environ = EnvironBuilder(path=path, base_url="http://127.0.0.1:8000").get_environ()
+    statuses: list[str] = []
+
+    def start_response(status: str, _headers: list[tuple[str, str]], *_: Any) -> None:
+        statuses.append(status)
+
+    def call() -> bytes:
+        statuses.clear()
+        body = b"".join(app(dict(environ), start_response))
+        assert statuses[0].startswith("200"), (path, statuses, body[:200])
+        return body
+
+    return call
+
+
+def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
+    """Each rival as a WSGI call in this process, then the pieces of the app's read."""
+    os.environ.update(
+        {  # what make_stock() reads, as the servers did
+            "APP_ENV": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "CACHE_PREFIX": CACHE_PREFIX,
+            "LOG_LEVEL": "WARNING",
+            "INSTANCE_PATH": str(instance),
+        }
+    )
+    ours = create_app(_settings(instance_path=instance))
+    stock = api_rivals.make_stock()
+    bare = api_rivals.make_bare(str(bodies_file))
+    constant = Flask("constant")
+    constant.add_url_rule("/ok", "ok", lambda: {"status": "ok"})
+    item_path = f"/api/v1/articles/{ids[0]}"
+
+    ours_item = wsgi_call(ours, item_path)
+    ours_item()  # in the cache from now on
+    cached_get_cache = articles_view.get_cache
+
+    def ours_uncached() -> bytes:
+        articles_view.get_cache = api_rivals.no_cache  # type: ignore[assignment]
+        try:
+            return ours_item()
+        finally:
+            articles_view.get_cache = cached_get_cache
+
+    rows: list[tuple[str, Callable[[], object], int]] = [
+        ("bare WSGI callable", wsgi_call(bare, item_path), 20_000),
+        ("stock Flask, a constant dict", wsgi_call(constant, "/ok"), 5_000),
+        ("APIFlask, /api/v1/health", wsgi_call(ours, "/api/v1/health"), 5_000),
+        ("APIFlask, cached", ours_item, 5_000),
+        ("APIFlask, uncached", ours_uncached, 500),
+        ("stock Flask", wsgi_call(stock, item_path), 500),
+    ]
+    # Outside any app context: a request would otherwise reuse the outer one (and
+    # its database session) instead of pushing and tearing down its own.
+    timings = [(name, per_call(f, repeat)) for name, f, repeat in rows]
+    with ours.app_context():
+        manager = get_cache()
+        database = get_database()
+        article = manager.get(ArticleNode(ids[0]))
+
+        def load() -> object:
+            value = ArticleNode(ids[0]).load()
+            database.session.remove()  # as a request's teardown does
+            return value
+
+        def checkout_and_select_1() -> object:
+            with database.engine.connect() as connection:
+                return connection.execute(text("SELECT 1")).scalar()
+
+        pieces: list[tuple[str, Callable[[], object], int]] = [
+            ("  Manager.get, local-tier hit", lambda: manager.get(ArticleNode(ids[0])), 20_000),
+            ("  dumps_bytes(article)", lambda: dumps_bytes(article), 20_000),
+            ("  ArticleNode.load(), session removed", load, 500),
+            ("  pool checkout (pre-ping) + SELECT 1", checkout_and_select_1, 500),
+        ]
+        timings += [(name, per_call(f, repeat)) for name, f, repeat in pieces]
+
+        query = ArticleQuery(per_page=100)
+
+        def search() -> object:
+            found = service.search(database.session(), query, viewer=None)
+            database.session.remove()
+            return found
+
+        items, total = service.search(database.session(), query, viewer=None)
+        database.session.remove()
+        page = ArticlePage(items=items, page=1, per_page=100, total=total, pages=1)
+        list_pieces: list[tuple[str, Callable[[], object], int]] = [
+            ("  service.search() (3 SELECTs, 100 models)", search, 100),
+            ("  dumps_bytes(page)", lambda: dumps_bytes(page), 2_000),
+        ]
+        list_timings = [(name, per_call(f, repeat)) for name, f, repeat in list_pieces]
+    list_rows: list[tuple[str, Callable[[], object], int]] = [
+        ("bare WSGI callable", wsgi_call(bare, LIST_PATH), 20_000),
+        ("APIFlask", wsgi_call(ours, LIST_PATH), 100),
+        ("stock Flask", wsgi_call(stock, LIST_PATH), 100),
+    ]
+    list_timings = [(name, per_call(f, repeat)) for name, f, repeat in list_rows] + list_timings
+    manager.close()
+
+    print("\n3. where the time goes: one request in this process, one thread, no HTTP")
+    print(f"  {ITEM}")
+    for name, seconds in timings:
+        print(f"  {name:<44} {seconds * 1e6:8.1f} us")
+    print(f"  {LIST}")
+    for name, seconds in list_timings:
+        print(f"  {name:<44} {seconds * 1e6:8.1f} us")
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def _versions() -> str:
+    server = connect_server()
+    with server.cursor() as cursor:
+        cursor.execute("SELECT VERSION()")
+        row = cursor.fetchone()
+        mariadb = str(row[0]) if row else "?"
+    server.close()
+    client = redis.Redis.from_url(REDIS_URL)
+    redis_version = client.info("server")["redis_version"]  # pyright: ignore[reportIndexIssue]
+    client.close()
+    return (
+        f"Python {platform.python_version()}, gunicorn {gunicorn.__version__},"
+        f" MariaDB {mariadb}, Redis {redis_version}, {os.cpu_count()} CPUs"
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the HTTP API under gunicorn.")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=3000, help=f"per round, {ITEM}")
+    parser.add_argument("--list-requests", type=int, default=300, help=f"per round, {LIST}")
+    parser.add_argument("--connections", type=int, default=8, help="keep-alive, one in flight")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 600 and 60 requests")
+    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.requests, args.list_requests = 2, 600, 60
+    return args
+
+
+def server_env(args: argparse.Namespace, work: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "APP_ENV": "production",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
+        "CACHE_PREFIX": CACHE_PREFIX,
+        "LOG_LEVEL": "WARNING",
+        "INSTANCE_PATH": str(work / "instance"),
+        "GUNICORN_WORKERS": str(args.workers),
+        "GUNICORN_THREADS": str(args.threads),
+        "BENCH_BARE_BODIES": str(work / "bodies.json"),
+    }
+
+
+def start(servers: list[Server], ids: list[int], work: Path) -> list[Rival]:
+    """Start the servers, check that every rival serves the same data, list the rivals."""
+    cached, uncached, stock, bare = servers
+    item_paths = [f"/api/v1/articles/{article_id}" for article_id in ids]
+    for server in (cached, uncached, stock):
+        server.start()
+    for server in (cached, uncached, stock):
+        server.wait_ready(item_paths[0])
+    bodies = reference_bodies(cached, [*item_paths, LIST_PATH])
+    (work / "bodies.json").write_bytes(
+        orjson.dumps({path: body.decode() for path, body in bodies.items()})
+    )
+    bare.start()
+    bare.wait_ready(item_paths[0])
+    sizes = sorted(len(bodies[path]) for path in item_paths)
+    print(
+        f"  bodies: an article {sizes[0]:,}-{sizes[-1]:,} bytes (median {sizes[len(sizes) // 2]:,}),"
+        f" the page of 100 {len(bodies[LIST_PATH]):,} bytes"
+    )
+    lengths = {
+        CACHED: {path: len(body) for path, body in bodies.items()},
+        UNCACHED: check_same(uncached, bodies, same_bytes=True),
+        STOCK: check_same(stock, bodies, same_bytes=False),
+        BARE: check_same(bare, bodies, same_bytes=True),
+    }
+
+    def targets(server: Server, paths: list[str]) -> list[Target]:
+        return [(request_bytes(server.port, p), lengths[server.name][p]) for p in paths]
+
+    return [
+        *(Rival(ITEM, s.name, s, targets(s, item_paths)) for s in servers),
+        *(
+            Rival(LIST, APIFLASK if s is cached else s.name, s, targets(s, [LIST_PATH]))
+            for s in (cached, stock, bare)
+        ),
+    ]
+
+
+def report(args: argparse.Namespace, samples: Samples) -> None:
+    print(
+        f"\n{args.rounds} rounds; per round and rival {args.requests:,} requests of {ITEM}"
+        f" (over {IDS} ids) or {args.list_requests:,} of {LIST}, after 10 % more as warm-up;"
+        " medians over rounds. CPU: per request; client: this process, share of one core"
+    )
+    item = table(f"1. {ITEM}, cached", [CACHED, UNCACHED, STOCK, BARE], samples, ITEM)
+    print(
+        f"  cached / uncached    = {item[CACHED].rps / item[UNCACHED].rps:5.2f}x   (target >= 2x)"
+    )
+    print(f"  cached / stock Flask = {item[CACHED].rps / item[STOCK].rps:5.2f}x   (target >= 1.5x)")
+    print(f"  cached / bare WSGI   = {item[CACHED].rps / item[BARE].rps:5.2f}x   (the ceiling)")
+    listed = table(f"2. {LIST} (not cached)", [APIFLASK, STOCK, BARE], samples, LIST)
+    print(f"  APIFlask / stock Flask = {listed[APIFLASK].rps / listed[STOCK].rps:5.2f}x")
+    print(
+        f"  APIFlask / bare WSGI   = {listed[APIFLASK].rps / listed[BARE].rps:5.2f}x   (the ceiling)"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    try:
+        run(args, work)
+    except BaseException:
+        print(
+            f"\nbench.api stopped before the end; the servers' logs are in {work}", file=sys.stderr
+        )
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    ids = prepare_database(work / "instance")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    print(_versions())
+    print(
+        f"gunicorn gthread, {args.workers} workers x {args.threads} threads per server;"
+        f" {args.connections} keep-alive connections from this process"
+    )
+    env = server_env(args, work)
+    servers = [
+        Server(CACHED, "app.wsgi:app", env, work),
+        Server(UNCACHED, "bench.api_rivals:make_uncached()", env, work),
+        Server(STOCK, "bench.api_rivals:make_stock()", env, work),
+        Server(BARE, "bench.api_rivals:make_bare()", env, work),
+    ]
+    with serving(servers):
+        rivals = start(servers, ids, work)
+        print("  warm-up: every id through every worker of every server", flush=True)
+        for rival in rivals:
+            warm_up = max(40, 20 * len(rival.targets))
+            drive(rival.server.port, rival.targets, warm_up, 0, args.connections)
+        requests = {ITEM: args.requests, LIST: args.list_requests}
+        samples = run_rounds(rivals, args.rounds, requests, args.connections)
+    report(args, samples)
+    if args.breakdown:
+        breakdown(ids, work / "instance", work / "bodies.json")
+
+
+if __name__ == "__main__":
+    main()
