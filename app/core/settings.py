@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     #: Where the rate limiter counts: empty means REDIS_URL (or memory without Redis).
     ratelimit_storage_url: str = ""
 
+    # -- celery -------------------------------------------------------------
+    #: Broker for background tasks (``redis://...``). Empty: tasks run inline, in
+    #: the process that sends them (the embedded default; no worker needed).
+    celery_broker_url: str = ""
+    #: Where task results are kept; empty keeps none (no task's result is read today).
+    celery_result_backend: str = ""
+    #: Seconds a task may stay unacknowledged before Redis hands it to another
+    #: worker (its worker died). Longer than the slowest task.
+    celery_visibility_timeout: PositiveInt = 3600
+    #: ``user:password`` for Flower's basic auth. Flower refuses to start without it.
+    flower_basic_auth: SecretStr = SecretStr("")
+
     # -- http ---------------------------------------------------------------
     #: Origins allowed to call the API from a browser, comma-separated (``*`` for any).
     #: Empty allows none: same-origin only.
@@ -169,6 +181,13 @@ class Settings(BaseSettings):
             if self.debug:
                 raise ValueError("DEBUG must be off in production")
         return self
+
+    @field_validator("celery_broker_url", "celery_result_backend")
+    @classmethod
+    def _celery_url_is_redis(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
 
     @field_validator("ratelimit_storage_url")
     @classmethod

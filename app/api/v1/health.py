@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from app.api.v1.schemas import Status
 from app.core.application import APIBlueprint, current_settings
+from app.extensions.background import ping_broker
 from app.extensions.database import get_database
 from app.extensions.redis import get_redis
 from app.extensions.redis import ping as ping_redis
@@ -74,11 +75,16 @@ def ready() -> tuple[dict[str, Any], int]:
 
 def _configured_checks() -> dict[str, Check | None]:
     redis = get_redis()
+    settings = current_settings()
     return {
         "database": get_database().ping,
         "redis": partial(ping_redis, redis) if redis is not None else None,
         "search": None,
-        "broker": None,
+        "broker": (
+            partial(ping_broker, settings, settings.health_check_timeout)
+            if settings.celery_broker_url
+            else None
+        ),
     }
 
 

@@ -1,0 +1,121 @@
+"""Background tasks: one Celery app, configured from the settings, bound to Flask.
+
+Every task runs inside the Flask app context, so it gets its own database
+session (sessions are scoped to the app context) and its log lines carry the
+request id of the web request that sent it. Tasks are written with
+``@shared_task`` in ``app/tasks/`` and bind to this app.
+
+With ``CELERY_BROKER_URL`` empty (the embedded default), tasks run inline in
+the process that sends them: ``make dev`` needs no broker and no worker.
+
+Delivery: JSON only (pickle is never accepted); ``acks_late`` and
+``task_reject_on_worker_lost``, so a task whose worker dies goes to another
+worker; retries back off exponentially with jitter, capped.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import redis
+from celery import Celery, Task
+from celery.signals import before_task_publish
+from flask import current_app
+from kombu import Queue
+
+from app.core.request_id import current_request_id, request_id_var
+
+if TYPE_CHECKING:
+    from app.core.application import APIFlask
+    from app.core.settings import Settings
+
+#: Queues a worker can consume; routing sends each task to one.
+QUEUES = ("default", "search")
+#: Header that carries the sender's request id into the task.
+REQUEST_ID_HEADER = "request_id"
+
+#: Periodic tasks (``celery -A app.worker beat``).
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "purge-expired-refresh-tokens": {
+        "task": "app.tasks.maintenance.purge_expired_refresh_tokens",
+        "schedule": timedelta(hours=1),
+    },
+}
+
+
+class FlaskTask(Task[..., Any]):
+    """Runs each task in the app context, with the sender's request id, and with
+    a retry policy: exponential backoff with jitter, capped at 10 minutes."""
+
+    flask_app: APIFlask
+    retry_backoff = True
+    retry_backoff_max = 600
+    retry_jitter = True
+    max_retries = 5
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request_id = getattr(self.request, REQUEST_ID_HEADER, None)
+        token = request_id_var.set(request_id) if request_id else None
+        try:
+            with self.flask_app.app_context():
+                return self.run(*args, **kwargs)  # pyright: ignore[reportUnknownVariableType]
+        finally:
+            if token is not None:
+                request_id_var.reset(token)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    inline = not settings.celery_broker_url
+    return {
+        "broker_url": settings.celery_broker_url or "memory://",
+        "result_backend": settings.celery_result_backend or None,
+        "task_ignore_result": not settings.celery_result_backend,
+        "task_always_eager": inline,
+        "task_eager_propagates": inline,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "default",
+        "task_queues": tuple(Queue(name) for name in QUEUES),
+        "task_routes": {"app.tasks.search.*": {"queue": "search"}},
+        "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "beat_schedule": BEAT_SCHEDULE,
+        "timezone": "UTC",
+        "worker_hijack_root_logger": False,
+    }
+
+
+def init_app(app: APIFlask) -> None:
+    task_class = type("FlaskTask", (FlaskTask,), {"flask_app": app})
+    celery = Celery(app.import_name, task_cls=task_class)
+    celery.config_from_object(celery_config(app.settings))
+    celery.set_default()
+    app.extensions["celery"] = celery
+    importlib.import_module("app.tasks")  # registers the tasks with this app
+
+
+def get_celery() -> Celery:
+    return cast("Celery", current_app.extensions["celery"])
+
+
+def ping_broker(settings: Settings, timeout: float) -> None:
+    """Raise if the broker cannot be reached within ``timeout`` seconds."""
+    client = redis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType] - **kwargs
+        settings.celery_broker_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    try:
+        client.ping()  # pyright: ignore[reportUnknownMemberType]
+    finally:
+        client.close()
+
+
+@before_task_publish.connect
+def _send_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is not None:
+        headers.setdefault(REQUEST_ID_HEADER, current_request_id())

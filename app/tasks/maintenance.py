@@ -1,0 +1,20 @@
+"""Housekeeping that beat runs on a schedule."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from app.auth import refresh_tokens
+from app.extensions.database import get_database
+
+log = logging.getLogger("app.tasks")
+
+
+@shared_task(name="app.tasks.maintenance.purge_expired_refresh_tokens")
+def purge_expired_refresh_tokens() -> int:
+    """Delete refresh tokens that expired or were revoked; return how many."""
+    deleted = refresh_tokens.purge_expired(get_database().session())
+    log.info("purged %d expired or revoked refresh token(s)", deleted)
+    return deleted

@@ -1,0 +1,275 @@
+"""Background tasks: configuration, inline mode, and real workers on the real
+Redis broker (in-process for most; subprocesses for the SIGKILL test)."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+import worker_support
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from conftest import REDIS_URL, SettingsFactory
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app import create_app
+from app.core.application import APIFlask
+from app.core.settings import SettingsError
+from app.extensions.background import BEAT_SCHEDULE, FlaskTask, get_celery
+from app.models import RefreshToken, User
+from app.tasks.maintenance import purge_expired_refresh_tokens
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The broker the tests use: a Redis database of its own.
+BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def broker() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(BROKER_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def _celery(app: APIFlask) -> Celery:
+    with app.app_context():
+        return get_celery()
+
+
+def _add_tokens(session: Session) -> None:
+    user = User(email="t@example.com", name="T", password_hash="x")
+    session.add(user)
+    session.flush()
+    now = datetime.now(UTC)
+    for n, expires in enumerate([now - timedelta(days=1), now + timedelta(days=1)]):
+        session.add(
+            RefreshToken(user_id=user.id, token_hash=f"{n:064d}", family_id="f", expires_at=expires)
+        )
+    session.commit()
+
+
+# -- configuration ----------------------------------------------------------------
+
+
+def test_delivery_settings(app: APIFlask) -> None:
+    conf = _celery(app).conf
+    assert conf.accept_content == ["json"]
+    assert conf.task_serializer == "json"
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert {queue.name for queue in conf.task_queues} == {"default", "search"}
+    assert conf.task_default_queue == "default"
+    assert conf.task_routes == {"app.tasks.search.*": {"queue": "search"}}
+    assert FlaskTask.retry_backoff is True
+    assert FlaskTask.retry_jitter is True
+    assert FlaskTask.retry_backoff_max == 600
+
+
+def test_beat_runs_the_purge_every_hour(app: APIFlask) -> None:
+    schedule = _celery(app).conf.beat_schedule
+    assert schedule == BEAT_SCHEDULE
+    entry = schedule["purge-expired-refresh-tokens"]
+    assert entry["task"] == purge_expired_refresh_tokens.name
+    assert entry["schedule"] == timedelta(hours=1)
+    assert entry["task"] in _celery(app).tasks
+
+
+# -- inline (no broker) -----------------------------------------------------------
+
+
+def test_without_a_broker_tasks_run_inline_in_the_app_context(
+    make_settings: SettingsFactory, db_engine: Engine, db_session: Session
+) -> None:
+    app = create_app(make_settings(database_url=db_engine.url.render_as_string(False)))
+    assert _celery(app).conf.task_always_eager is True
+    _add_tokens(db_session)
+    result = purge_expired_refresh_tokens.delay()
+    assert result.get() == 1
+    assert db_session.scalar(select(func.count()).select_from(RefreshToken)) == 1
+
+
+# -- a real worker on the Redis broker --------------------------------------------
+
+
+@pytest.fixture
+def worker_app(
+    make_settings: SettingsFactory, db_engine: Engine, broker: redis.Redis
+) -> Iterator[APIFlask]:
+    app = create_app(
+        make_settings(
+            database_url=db_engine.url.render_as_string(False), celery_broker_url=BROKER_URL
+        )
+    )
+    celery = _celery(app)
+    assert celery.conf.task_always_eager is False
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=5):
+        yield app
+
+
+def test_a_worker_runs_a_task_in_app_context_and_writes_to_the_database(
+    worker_app: APIFlask, db_session: Session
+) -> None:
+    _add_tokens(db_session)
+    purge_expired_refresh_tokens.delay()
+
+    def purged() -> bool:
+        db_session.rollback()  # a new transaction each time: MariaDB reads a snapshot
+        return db_session.scalar(select(func.count()).select_from(RefreshToken)) == 1
+
+    wait_for(purged)
+
+
+def test_the_request_id_travels_into_the_task(
+    worker_app: APIFlask, redis_client: redis.Redis
+) -> None:
+    with worker_app.test_request_context(headers={"X-Request-ID": "req-42"}):
+        worker_support.record_context.delay("seen")
+    wait_for(lambda: redis_client.get("seen"))
+    assert redis_client.get("seen") == b"req-42|1"
+
+
+def test_a_worker_refuses_pickled_messages(worker_app: APIFlask, redis_client: redis.Redis) -> None:
+    worker_support.record_context.apply_async(("pickled",), serializer="pickle")
+    worker_support.record_context.delay("json")
+    wait_for(lambda: redis_client.get("json"))
+    assert redis_client.get("pickled") is None
+
+
+def test_a_failing_task_is_retried_with_backoff(
+    worker_app: APIFlask, redis_client: redis.Redis
+) -> None:
+    worker_support.flaky.delay("attempts", 2)
+    wait_for(lambda: redis_client.get("attempts:done"), timeout=30)
+    times = [float(t) for t in redis_client.lrange("attempts", 0, -1)]
+    assert len(times) == 3
+    # Full jitter draws each delay from [0, cap]; the cap is 1 s, then 2 s.
+    assert times[1] - times[0] <= 1.5
+    assert times[2] - times[1] <= 2.5
+
+
+def _start_worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker_support",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            "default",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def test_a_task_whose_worker_is_killed_completes_on_another_worker(
+    make_settings: SettingsFactory,
+    tmp_path: Path,
+    broker: redis.Redis,
+    redis_client: redis.Redis,
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "WORKER_SUPPORT_APP": "1",
+        "APP_ENV": "testing",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_VISIBILITY_TIMEOUT": "2",
+        "TEST_REDIS_URL": REDIS_URL,
+    }
+    sender = create_app(make_settings(celery_broker_url=BROKER_URL))
+    assert _celery(sender).conf.task_acks_late is True
+
+    first = _start_worker_process(env)
+    try:
+        worker_support.slow.delay("job", 30)
+        wait_for(lambda: redis_client.get("job:started"), timeout=30)
+        _kill(first)  # SIGKILL mid-task: nothing acknowledged the message
+    finally:
+        _kill(first)
+    assert redis_client.get("job:done") is None
+
+    time.sleep(2.5)  # past the visibility timeout, the message is handed out again
+    second = _start_worker_process(env)
+    try:
+        wait_for(lambda: redis_client.get("job:done"), timeout=30)
+    finally:
+        _kill(second)
+    assert redis_client.get("job:started") == b"2"  # started twice, finished once
+
+
+# -- entry points and health ------------------------------------------------------
+
+
+def test_the_worker_entry_point_exposes_the_apps_celery(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENV", "testing")
+    monkeypatch.setenv("CELERY_BROKER_URL", BROKER_URL)
+    namespace = runpy.run_path(str(ROOT / "app" / "worker.py"))
+    celery = namespace["celery"]
+    assert isinstance(celery, Celery)
+    assert celery.conf.broker_url == BROKER_URL
+    assert purge_expired_refresh_tokens.name in celery.tasks
+
+
+def test_flower_refuses_to_start_without_basic_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = str(ROOT / "app" / "flowerconfig.py")
+    with pytest.raises(SettingsError, match="FLOWER_BASIC_AUTH"):
+        runpy.run_path(config)
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "admin:")
+    with pytest.raises(SettingsError):
+        runpy.run_path(config)
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "admin:s3cret")
+    assert runpy.run_path(config)["basic_auth"] == ["admin:s3cret"]
+
+
+@pytest.mark.usefixtures("broker")
+def test_readiness_reports_the_broker(make_settings: SettingsFactory) -> None:
+    up = create_app(make_settings(celery_broker_url=BROKER_URL)).test_client()
+    body = up.get("/api/v1/health/ready").json
+    assert body is not None
+    assert body["checks"]["broker"]["status"] == "ok"
+    down = create_app(make_settings(celery_broker_url="redis://127.0.0.1:1/0")).test_client()
+    response = down.get("/api/v1/health/ready")
+    assert response.status_code == 503
+    assert response.json is not None
+    assert response.json["checks"]["broker"]["status"] == "down"
+    inline = create_app(make_settings()).test_client().get("/api/v1/health/ready").json
+    assert inline is not None
+    assert inline["checks"]["broker"] == {"status": "disabled", "latency_ms": None}
