@@ -28,6 +28,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ),
     ("GET", "/users", None, {"anonymous": 401, "user": 403, "other": 403, "admin": 200}),
     ("GET", "/articles", None, dict.fromkeys(ROLES, 200)),
+    ("GET", "/articles/search?q=a", None, dict.fromkeys(ROLES, 200)),
     (
         "GET",
         "/articles?status=draft",

@@ -50,13 +50,13 @@ class ArticleNode(Node[schemas.Article]):
         row = (
             get_database()
             .session()
-            .scalars(_with_relations(select(Article).where(Article.id == self.article_id)))
+            .scalars(with_relations(select(Article).where(Article.id == self.article_id)))
             .one_or_none()
         )
         return to_schema(row) if row is not None else None
 
 
-def _with_relations(statement: Select[Article]) -> Select[Article]:
+def with_relations(statement: Select[Article]) -> Select[Article]:
     """Author and tags in a constant number of queries, however many rows."""
     return statement.options(
         joinedload(Article.author).load_only(User.id, User.name),
@@ -81,7 +81,7 @@ def to_schema(row: Article) -> schemas.Article:
 def find(session: Session, article_id: int) -> Article | None:
     """The row, with its relations, for a write."""
     return session.scalars(
-        _with_relations(select(Article).where(Article.id == article_id))
+        with_relations(select(Article).where(Article.id == article_id))
     ).one_or_none()
 
 
@@ -103,7 +103,7 @@ def search(
 
     total = session.scalar(select(func.count()).select_from(Article).where(*conditions)) or 0
     rows = session.scalars(
-        _with_relations(
+        with_relations(
             select(Article)
             .where(*conditions)
             .order_by(*SORTS[query.sort])

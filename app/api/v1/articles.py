@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.http import http_date, quote_etag
 
-from app.api.v1.schemas import Article, ArticleCreate, ArticlePage, ArticleQuery, ArticleUpdate
+from app.api.v1.schemas import (
+    Article,
+    ArticleCreate,
+    ArticlePage,
+    ArticleQuery,
+    ArticleUpdate,
+    SearchPage,
+    SearchQuery,
+)
 from app.auth.guards import current_user, optional_auth, require_user, signed_in
 from app.core.application import APIBlueprint
 from app.core.exceptions import Conflict, Forbidden, NotFound, PreconditionFailed
@@ -31,6 +39,7 @@ from app.models import Article as ArticleRow
 from app.models import ArticleStatus
 from app.models.base import utcnow
 from app.services import articles as service
+from app.services import search
 from app.services.articles import ArticleNode
 
 bp = APIBlueprint("articles", __name__, url_prefix="/articles")
@@ -73,6 +82,22 @@ def list_articles(query: ArticleQuery) -> tuple[bytes | None, int, dict[str, str
     if request.if_none_match.contains_weak(tag):
         return None, 304, headers
     return body, 200, headers
+
+
+@bp.operation(
+    "GET",
+    "/search",
+    "searchArticles",
+    query=SearchQuery,
+    responses={200: SearchPage},
+)
+def search_articles(query: SearchQuery) -> SearchPage:
+    """Search published articles.
+
+    Matches of ``q`` come back highlighted in each item's ``_formatted``
+    (HTML: the text escaped, each match wrapped in ``<em>``).
+    """
+    return search.search_database(get_database().session(), query)
 
 
 @bp.operation(

@@ -235,3 +235,38 @@ class ArticleUpdate(Patch):
 
 class Status(BaseModel):
     status: Literal["ok"]
+
+
+# -- search -------------------------------------------------------------------------
+
+
+class SearchQuery(PageQuery):
+    q: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=200),
+        Field(description="Words to find in the title or body; empty lists every article"),
+    ] = ""
+    tag: Annotated[TagName | None, Field(description="Only articles with this tag")] = None
+
+
+class Highlighted(BaseModel):
+    """The matches wrapped in ``<em>`` and ``</em>``; the body is cropped around
+    its first match."""
+
+    title: str
+    body: str
+
+
+class SearchHit(Article):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    formatted: Highlighted | None = Field(default=None, serialization_alias="_formatted")
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    query: str
+    page: int
+    per_page: int
+    total: int
+    processing_time_ms: int
