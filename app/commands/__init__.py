@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from app.commands.db import db_cli
 from app.commands.users import seed_command, tokens_cli, users_cli
+from app.extensions.search import search_cli
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -16,3 +17,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(seed_command)
+    app.cli.add_command(search_cli)

@@ -112,6 +112,21 @@ class Settings(BaseSettings):
     #: ``user:password`` for Flower's basic auth. Flower refuses to start without it.
     flower_basic_auth: SecretStr = SecretStr("")
 
+    # -- search -------------------------------------------------------------
+    #: Meilisearch, e.g. ``http://meilisearch:7700``. Empty: search is served
+    #: from the database.
+    meili_url: str = ""
+    #: The Meilisearch key (the master key, or an admin API key).
+    meili_master_key: SecretStr = SecretStr("")
+    #: The index articles go in.
+    meili_index: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")] = "articles"
+    #: Seconds one HTTP call to Meilisearch may take.
+    meili_timeout: Annotated[int, Field(ge=1, le=60)] = 2
+    #: Seconds to wait for a Meilisearch task (settings, indexing) to finish.
+    meili_task_timeout: PositiveFloat = 10.0
+    #: Apply the index settings when the app starts (also: ``flask search init``).
+    meili_init_on_start: bool = False
+
     # -- http ---------------------------------------------------------------
     #: Origins allowed to call the API from a browser, comma-separated (``*`` for any).
     #: Empty allows none: same-origin only.
@@ -188,6 +203,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://")):
             raise ValueError("must start with redis:// or rediss://")
         return value
+
+    @field_validator("meili_url")
+    @classmethod
+    def _meili_url_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("ratelimit_storage_url")
     @classmethod

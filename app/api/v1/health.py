@@ -23,6 +23,7 @@ from app.extensions.background import ping_broker
 from app.extensions.database import get_database
 from app.extensions.redis import get_redis
 from app.extensions.redis import ping as ping_redis
+from app.extensions.search import get_index
 
 log = logging.getLogger("app.health")
 
@@ -79,7 +80,7 @@ def _configured_checks() -> dict[str, Check | None]:
     return {
         "database": get_database().ping,
         "redis": partial(ping_redis, redis) if redis is not None else None,
-        "search": None,
+        "search": index.ping if (index := get_index()) is not None else None,
         "broker": (
             partial(ping_broker, settings, settings.health_check_timeout)
             if settings.celery_broker_url
