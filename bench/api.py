@@ -581,17 +581,7 @@ def wsgi_call(app: Callable[..., Any], path: str) -> Callable[[], bytes]:
 
 def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
     """Each rival as a WSGI call in this process, then the pieces of the app's read."""
-    os.environ.update(
-        {  # what make_stock() reads, as the servers did
-            "APP_ENV": "production",
-            "SECRET_KEY": SECRET_KEY,
-            "DATABASE_URL": DATABASE_URL,
-            "REDIS_URL": REDIS_URL,
-            "CACHE_PREFIX": CACHE_PREFIX,
-            "LOG_LEVEL": "WARNING",
-            "INSTANCE_PATH": str(instance),
-        }
-    )
+    os.environ.update(app_env(instance))  # what make_stock() reads, as the servers did
     ours = create_app(_settings(instance_path=instance))
     stock = api_rivals.make_stock()
     bare = api_rivals.make_bare(str(bodies_file))
@@ -710,17 +700,24 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def server_env(args: argparse.Namespace, work: Path) -> dict[str, str]:
+def app_env(instance: Path) -> dict[str, str]:
+    """The settings every rival reads from the environment."""
     return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "APP_ENV": "production",
         "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
         "CACHE_PREFIX": CACHE_PREFIX,
         "LOG_LEVEL": "WARNING",
-        "INSTANCE_PATH": str(work / "instance"),
+        "INSTANCE_PATH": str(instance),
+    }
+
+
+def server_env(args: argparse.Namespace, work: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **app_env(work / "instance"),
+        "PYTHONPATH": str(ROOT),
         "GUNICORN_WORKERS": str(args.workers),
         "GUNICORN_THREADS": str(args.threads),
         "BENCH_BARE_BODIES": str(work / "bodies.json"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -100,11 +100,12 @@ def handle_http_exception(exc: HTTPException) -> Response:
     return error_response(error_code, custom, code=status, headers=headers)
 
 
-def handle_database_unavailable(exc: DBAPIError | SQLAlchemyTimeoutError) -> Response:
+def handle_database_unavailable(
+    exc: OperationalError | InterfaceError | SQLAlchemyTimeoutError,
+) -> Response:
     """The database cannot be reached, or is refusing work: 503, safe to retry.
-    Logged as a warning without the SQL, which may hold user data."""
-    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError):
-        return handle_unexpected_exception(exc)  # IntegrityError and the like are bugs here
+    Logged as a warning without the SQL, which may hold user data. (Other
+    database errors, an IntegrityError say, are bugs: they stay 500s.)"""
     log.warning(
         "database unavailable on %s %s: %s",
         request.method,
@@ -133,6 +134,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(APIException, handle_api_exception)
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(DBAPIError, handle_database_unavailable)
-    app.register_error_handler(SQLAlchemyTimeoutError, handle_database_unavailable)
+    for unavailable in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
+        app.register_error_handler(unavailable, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_exception)

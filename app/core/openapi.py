@@ -11,14 +11,14 @@
 def update_article(article_id: int, body: ArticleUpdate) -> ArticleOut: ...
 ```
 
-One declaration does three jobs. At request time the operation runs its guard,
+One declaration does two jobs. At request time the operation runs its guard,
 then validates the query string (``query=``) and the body (``body=``, plus a
 form alternative with ``form=``) and hands the view the models; problems answer
 the error envelope: 401/403 from the guard, 400/413/415 for a body that is not a
-JSON object, 422 with ``loc`` under ``"query"`` or ``"body"``. At start-up it is
-checked (every model in it has a JSON schema). And :func:`build_document`
-turns every operation of the app into the OpenAPI 3.1 document, from the same
-models, so the document cannot drift from what the code validates.
+JSON object, 422 with ``loc`` under ``"query"`` or ``"body"``. And
+:func:`build_document` turns every operation of the app into the OpenAPI 3.1
+document, from the same models, so the document cannot drift from what the
+code validates.
 
 Why not flask-openapi3 or spectree: ``docs/api.md`` ("Why the OpenAPI layer is
 our own") has the measurements; ``bench/openapi_layers.py`` repeats them.
@@ -38,9 +38,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import BaseConverter
 
-from app.core.error_codes import ErrorCode
 from app.core.errors import validation_details
-from app.core.exceptions import APIException
+from app.core.exceptions import ValidationFailed
+from app.core.json import JSON_MIMETYPE
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -53,7 +53,6 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ResponseSpec = type[BaseModel] | str
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
-JSON_MIMETYPE = "application/json"
 #: Largest id an ``<id:...>`` path segment accepts: BIGINT's. Larger ones are a 404.
 MAX_ID = 2**63 - 1
 
@@ -175,10 +174,7 @@ def _validate(model: type[BaseModel], data: Mapping[str, Any], location: str) ->
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise APIException(
-            error_code=ErrorCode.VALIDATION_FAILED,
-            details=validation_details(exc, location=location),
-        ) from None
+        raise ValidationFailed(details=validation_details(exc, location=location)) from None
 
 
 def _dedent(text: str) -> str:
@@ -333,10 +329,6 @@ def _operation_object(
     if spec.body is not None:
         content = {JSON_MIMETYPE: {"schema": refs[(spec.body, "validation")]}}
         if spec.form is not None:
-            form_schema = schemas[refs[(spec.form, "validation")]["$ref"].rpartition("/")[2]]
-            form_schema["properties"] = {
-                name: without_null(field) for name, field in form_schema["properties"].items()
-            }
             content[FORM_MIMETYPE] = {"schema": refs[(spec.form, "validation")]}
         result["requestBody"] = {"required": True, "content": content}
     return result

@@ -66,11 +66,6 @@ class LoginLimiter:
             identifiers = ("login", kind, keys[kind])
             self._call(lambda s, i=item, k=identifiers: s.hit(i, *k))
 
-    def reset(self) -> None:
-        """Forget every count (tests, or an operator after an incident)."""
-        self.storage.reset()
-        self._fallback.storage.reset()
-
     def _call(self, action: Callable[[MovingWindowRateLimiter], T]) -> T:
         try:
             result = action(self._shared)

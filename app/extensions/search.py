@@ -14,7 +14,8 @@ database (``app/services/search.py``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import meilisearch
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from app.core.settings import Settings
 
 log = logging.getLogger("app.search")
+
+T = TypeVar("T")
 
 #: The index's settings. Changing them here and running ``flask search init``
 #: is how the index changes (Meilisearch reindexes in the background).
@@ -89,7 +92,7 @@ class ArticleIndex:
         )
 
     @staticmethod
-    def _call(action: Any) -> Any:
+    def _call(action: Callable[[], T]) -> T:
         try:
             return action()
         except MeilisearchError as exc:

@@ -59,6 +59,7 @@ class Article(Base):
     version: Mapped[int] = mapped_column(default=1)
 
     author: Mapped[User] = relationship(lazy="raise")
-    tags: Mapped[list[Tag]] = relationship(secondary=article_tags, lazy="raise", order_by=Tag.name)
+    #: Unordered here; the API sorts the names (``app.services.articles``).
+    tags: Mapped[list[Tag]] = relationship(secondary=article_tags, lazy="raise")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads a dict

@@ -65,17 +65,22 @@ def with_relations(statement: Select[Article]) -> Select[Article]:
 
 
 def to_schema(row: Article) -> schemas.Article:
-    return schemas.Article(
-        id=row.id,
-        title=row.title,
-        body=row.body,
-        tags=sorted(tag.name for tag in row.tags),
-        status=ArticleStatus(row.status),
-        author=schemas.Author(id=row.author.id, name=row.author.name),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        version=row.version,
-    )
+    return schemas.Article(**article_fields(row))
+
+
+def article_fields(row: Article) -> dict[str, Any]:
+    """The API's fields of an article, for :class:`schemas.Article` and its subclasses."""
+    return {
+        "id": row.id,
+        "title": row.title,
+        "body": row.body,
+        "tags": sorted(tag.name for tag in row.tags),
+        "status": ArticleStatus(row.status),
+        "author": schemas.Author(id=row.author.id, name=row.author.name),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "version": row.version,
+    }
 
 
 def find(session: Session, article_id: int) -> Article | None:
@@ -101,17 +106,26 @@ def search(
     if query.tag is not None:
         conditions.append(Article.tags.any(Tag.name == query.tag))
 
+    rows, total = page_of(session, conditions, query.sort, query.page, query.per_page)
+    return [to_schema(row) for row in rows], total
+
+
+def page_of(
+    session: Session, conditions: Sequence[Any], sort: str, page: int, per_page: int
+) -> tuple[list[Article], int]:
+    """One page of the articles matching ``conditions``, with their relations,
+    and how many match in all."""
     total = session.scalar(select(func.count()).select_from(Article).where(*conditions)) or 0
     rows = session.scalars(
         with_relations(
             select(Article)
             .where(*conditions)
-            .order_by(*SORTS[query.sort])
-            .limit(query.per_page)
-            .offset((query.page - 1) * query.per_page)
+            .order_by(*SORTS[sort])
+            .limit(per_page)
+            .offset((page - 1) * per_page)
         )
     )
-    return [to_schema(row) for row in rows], total
+    return list(rows), total
 
 
 def tags_named(session: Session, names: Sequence[str]) -> list[Tag]:

@@ -14,12 +14,12 @@ import html
 import re
 import time
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import Session
 
 from app.api.v1 import schemas
 from app.models import Article, ArticleStatus, Tag
-from app.services.articles import SORTS, to_schema, with_relations
+from app.services.articles import article_fields, page_of
 
 HIGHLIGHT_PRE = "<em>"
 HIGHLIGHT_POST = "</em>"
@@ -40,19 +40,9 @@ def search_database(session: Session, query: schemas.SearchQuery) -> schemas.Sea
         )
     if query.tag is not None:
         conditions.append(Article.tags.any(Tag.name == query.tag))
-    total = session.scalar(select(func.count()).select_from(Article).where(*conditions)) or 0
-    rows = session.scalars(
-        with_relations(
-            select(Article)
-            .where(*conditions)
-            .order_by(*SORTS["-created_at"])
-            .limit(query.per_page)
-            .offset((query.page - 1) * query.per_page)
-        )
-    )
+    rows, total = page_of(session, conditions, "-created_at", query.page, query.per_page)
     items = [
-        schemas.SearchHit(**to_schema(row).model_dump(), formatted=highlight(row, query.q))
-        for row in rows
+        schemas.SearchHit(**article_fields(row), formatted=highlight(row, query.q)) for row in rows
     ]
     return schemas.SearchPage(
         items=items,

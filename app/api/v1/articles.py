@@ -13,7 +13,6 @@ does not exist (404), so its id leaks nothing.
 from __future__ import annotations
 
 import hashlib
-import math
 
 from flask import request, url_for
 from sqlalchemy.orm import Session
@@ -69,14 +68,7 @@ def list_articles(query: ArticleQuery) -> tuple[bytes | None, int, dict[str, str
     """
     viewer = require_user() if query.status == ArticleStatus.DRAFT else None
     items, total = service.search(get_database().session(), query, viewer=viewer)
-    page = ArticlePage(
-        items=items,
-        page=query.page,
-        per_page=query.per_page,
-        total=total,
-        pages=math.ceil(total / query.per_page),
-    )
-    body = dumps_bytes(page)
+    body = dumps_bytes(ArticlePage.of(items, query, total))
     tag = hashlib.blake2b(body, digest_size=16).hexdigest()
     headers = {"ETag": quote_etag(tag, weak=True), "Cache-Control": "no-cache"}
     if request.if_none_match.contains_weak(tag):
@@ -211,7 +203,8 @@ def delete_article(article_id: int) -> None:
     _commit(session)
 
 
-def _tag(article: Article) -> str:
+def _tag(article: Article | ArticleRow) -> str:
+    """The ETag's value (unquoted): the id and the version."""
     return f"{article.id}-{article.version}"
 
 
@@ -242,10 +235,10 @@ def _writable(article_id: int) -> ArticleRow:
         if row.status != ArticleStatus.PUBLISHED.value:
             raise NotFound(NO_SUCH_ARTICLE)
         raise Forbidden("Only the author or an admin may change this article")
-    if request.if_match and not request.if_match.contains(f"{row.id}-{row.version}"):
+    if request.if_match and not request.if_match.contains(_tag(row)):
         raise PreconditionFailed(
             "The article changed since that ETag; fetch it again",
-            headers={"ETag": quote_etag(f"{row.id}-{row.version}")},
+            headers={"ETag": quote_etag(_tag(row))},
         )
     return row
 

@@ -8,6 +8,7 @@ its strict Content-Security-Policy allows nothing from elsewhere.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -35,6 +36,7 @@ DESCRIPTION = (
 )
 
 
+@functools.cache
 def _swagger_ui_files() -> Path:
     spec = importlib.util.find_spec("swagger_ui")  # no import: only its files are needed
     if spec is None or not spec.submodule_search_locations:

@@ -7,7 +7,8 @@ fields (``extra="forbid"``); every string and number has bounds.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+import math
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -172,6 +173,17 @@ class Page(BaseModel, Generic[ItemT]):
     per_page: int
     total: int
     pages: int
+
+    @classmethod
+    def of(cls, items: list[ItemT], query: PageQuery, total: int) -> Self:
+        """The page ``query`` asked for, holding ``items`` of ``total`` in all."""
+        return cls(
+            items=items,
+            page=query.page,
+            per_page=query.per_page,
+            total=total,
+            pages=math.ceil(total / query.per_page),
+        )
 
 
 class UserPage(Page[User]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
@@ -12,8 +11,7 @@ from app.api.v1.schemas import PageQuery, User, UserPage, UserUpdate
 from app.auth.guards import admin, require_user, signed_in
 from app.auth.passwords import hash_password, password_hash, verify_password
 from app.core.application import APIBlueprint, current_settings
-from app.core.error_codes import ErrorCode
-from app.core.exceptions import APIException, Forbidden
+from app.core.exceptions import Forbidden, ValidationFailed
 from app.extensions.database import get_database
 from app.models import RefreshToken
 from app.models import User as UserRow
@@ -47,7 +45,15 @@ def update_me(body: UserUpdate) -> User:
         settings = current_settings()
         hasher = password_hash(settings.password_time_cost, settings.password_memory_cost)
         if body.current_password is None:
-            raise _invalid("current_password", "Field required to change the password", "missing")
+            raise ValidationFailed(
+                details=[
+                    {
+                        "loc": ["body", "current_password"],
+                        "msg": "Field required to change the password",
+                        "type": "missing",
+                    }
+                ]
+            )
         if not verify_password(body.current_password, user.password_hash, hasher)[0]:
             raise Forbidden("current_password is not your current password")
         user.password_hash = hash_password(body.password, hasher)
@@ -73,17 +79,4 @@ def list_users(query: PageQuery) -> UserPage:
         .limit(query.per_page)
         .offset((query.page - 1) * query.per_page)
     )
-    return UserPage(
-        items=[user_out(row) for row in rows],
-        page=query.page,
-        per_page=query.per_page,
-        total=total,
-        pages=math.ceil(total / query.per_page),
-    )
-
-
-def _invalid(field: str, message: str, kind: str) -> APIException:
-    return APIException(
-        error_code=ErrorCode.VALIDATION_FAILED,
-        details=[{"loc": ["body", field], "msg": message, "type": kind}],
-    )
+    return UserPage.of([user_out(row) for row in rows], query, total)
