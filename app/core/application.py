@@ -35,7 +35,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.core.error_codes import ErrorCode
 from app.core.errors import validation_details
-from app.core.exceptions import APIException
+from app.core.exceptions import APIException, ValidationFailed
 from app.core.json import JSON_MIMETYPE, OrJSONProvider, dumps_bytes
 from app.core.openapi import IDConverter, Method, ResponseSpec, operation
 
@@ -92,10 +92,7 @@ class APIRequest(Request):
         try:
             return model.model_validate(body)
         except ValidationError as exc:
-            raise APIException(
-                error_code=ErrorCode.VALIDATION_FAILED,
-                details=validation_details(exc, location="body"),
-            ) from None
+            raise ValidationFailed(details=validation_details(exc, location="body")) from None
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object: 415 if it is not JSON, 400 if it is malformed

@@ -157,7 +157,7 @@ def operation(
                 if form is not None and request.mimetype == FORM_MIMETYPE:
                     path_args["body"] = _validate(form, request.form.to_dict(), "body")
                 else:
-                    path_args["body"] = _validate(body, request.json_object(), "body")  # type: ignore[attr-defined]
+                    path_args["body"] = request.validated_json(body)  # type: ignore[attr-defined]
             return view(**path_args)
 
         run.__operation__ = spec  # type: ignore[attr-defined]
