@@ -322,6 +322,7 @@ def test_the_catalogue_is_never_renumbered() -> None:
         "INTERNAL_ERROR": 19000,
         "SERVICE_UNAVAILABLE": 19001,
         "HTTP_ERROR": 19002,
+        "SEARCH_UNAVAILABLE": 19003,
     }
 
 

@@ -17,7 +17,16 @@ from app import create_app, migrations
 from app.extensions.database import create_database_engine
 from app.models import Article, Tag, User
 
-TABLES = {"users", "refresh_tokens", "articles", "tags", "article_tags", "alembic_version"}
+TABLES = {
+    "users",
+    "refresh_tokens",
+    "articles",
+    "tags",
+    "article_tags",
+    "search_outbox",
+    "search_reindex",
+    "alembic_version",
+}
 
 
 def drop_everything(engine: Engine) -> None:
@@ -45,7 +54,7 @@ def test_upgrade_from_empty_creates_every_table(engine: Engine) -> None:
     assert migrations.current_revision(engine) is None
     migrations.upgrade(engine)
     assert set(inspect(engine).get_table_names()) == TABLES
-    assert migrations.current_revision(engine) == migrations.head_revision() == "0001"
+    assert migrations.current_revision(engine) == migrations.head_revision() == "0002"
 
 
 def test_the_models_and_the_migrations_do_not_drift(migrated: Engine) -> None:
@@ -67,7 +76,7 @@ def test_downgrade_to_base_removes_every_table(migrated: Engine) -> None:
 
 def test_upgrade_is_safe_to_run_again(migrated: Engine) -> None:
     migrations.upgrade(migrated)
-    assert migrations.current_revision(migrated) == "0001"
+    assert migrations.current_revision(migrated) == "0002"
 
 
 def test_flask_db_commands(
@@ -75,18 +84,18 @@ def test_flask_db_commands(
 ) -> None:
     runner = create_app(make_settings(database_url=database_url)).test_cli_runner()
     assert (
-        "Database at base; latest is 0001 (behind" in runner.invoke(args=["db", "current"]).output
+        "Database at base; latest is 0002 (behind" in runner.invoke(args=["db", "current"]).output
     )
     assert (
         runner.invoke(args=["db", "upgrade"]).output.strip()
-        == "Upgraded the database from base to 0001."
+        == "Upgraded the database from base to 0002."
     )
     assert "nothing to do" in runner.invoke(args=["db", "upgrade"]).output
     check = runner.invoke(args=["db", "check"])
     assert (check.exit_code, check.output.strip()) == (0, "The models match the migrated database.")
     assert "(up to date)" in runner.invoke(args=["db", "current"]).output
     downgraded = runner.invoke(args=["db", "downgrade", "base"])
-    assert downgraded.output.strip() == "Downgraded the database from 0001 to base."
+    assert downgraded.output.strip() == "Downgraded the database from 0002 to base."
 
 
 def test_flask_db_check_fails_on_drift(

@@ -46,7 +46,7 @@ def test_init_creates_the_index_and_applies_the_settings(
     assert writes[0].body == {"uid": "articles", "primaryKey": "id"}
     assert writes[1].body == INDEX_SETTINGS
     assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in meili.requests)
-    assert INDEX_SETTINGS["filterableAttributes"] == ["status", "tags", "author.id"]
+    assert INDEX_SETTINGS["filterableAttributes"] == ["id", "status", "tags", "author.id"]
 
 
 def test_init_is_idempotent_when_the_index_exists(

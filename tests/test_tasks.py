@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app import create_app
 from app.core.application import APIFlask
 from app.core.settings import SettingsError
-from app.extensions.background import BEAT_SCHEDULE, FlaskTask, get_celery
+from app.extensions.background import FlaskTask, beat_schedule, get_celery
 from app.models import RefreshToken, User
 from app.tasks.maintenance import purge_expired_refresh_tokens
 
@@ -88,7 +88,7 @@ def test_delivery_settings(app: APIFlask) -> None:
 
 def test_beat_runs_the_purge_every_hour(app: APIFlask) -> None:
     schedule = _celery(app).conf.beat_schedule
-    assert schedule == BEAT_SCHEDULE
+    assert schedule == beat_schedule(app.settings)
     entry = schedule["purge-expired-refresh-tokens"]
     assert entry["task"] == purge_expired_refresh_tokens.name
     assert entry["schedule"] == timedelta(hours=1)

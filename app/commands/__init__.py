@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.commands.db import db_cli
+from app.commands.search import search_cli
 from app.commands.users import seed_command, tokens_cli, users_cli
-from app.extensions.search import search_cli
 
 if TYPE_CHECKING:
     from flask import Flask

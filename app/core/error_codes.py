@@ -63,6 +63,7 @@ class ErrorCode(IntEnum):
     INTERNAL_ERROR = 19000, HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error"
     SERVICE_UNAVAILABLE = 19001, HTTPStatus.SERVICE_UNAVAILABLE, "Service unavailable"
     HTTP_ERROR = 19002, HTTPStatus.INTERNAL_SERVER_ERROR, "HTTP error"
+    SEARCH_UNAVAILABLE = 19003, HTTPStatus.SERVICE_UNAVAILABLE, "Search is unavailable"
 
 
 #: The code a bare Werkzeug ``HTTPException`` of each status maps to.

@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     meili_task_timeout: PositiveFloat = 10.0
     #: Apply the index settings when the app starts (also: ``flask search init``).
     meili_init_on_start: bool = False
+    #: Articles per batch, for ``flask search reindex`` and the outbox sweep.
+    search_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    #: Seconds an outbox row is left to the task sent after its commit before
+    #: the sweep takes it over; also the lease of a row being delivered.
+    search_outbox_grace: Annotated[int, Field(ge=1, le=3600)] = 30
+    #: Seconds between two sweeps of the outbox (beat).
+    search_sweep_interval: Annotated[int, Field(ge=5, le=86_400)] = 60
+    #: When beat runs the nightly full reindex, ``HH:MM`` in UTC.
+    search_reindex_at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "03:00"
 
     # -- http ---------------------------------------------------------------
     #: Origins allowed to call the API from a browser, comma-separated (``*`` for any).

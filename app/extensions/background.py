@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from celery import Celery, Task
+from celery.schedules import crontab
 from celery.signals import before_task_publish
 from flask import current_app
 from kombu import Queue
@@ -36,13 +37,24 @@ QUEUES = ("default", "search")
 #: Header that carries the sender's request id into the task.
 REQUEST_ID_HEADER = "request_id"
 
-#: Periodic tasks (``celery -A app.worker beat``).
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "purge-expired-refresh-tokens": {
-        "task": "app.tasks.maintenance.purge_expired_refresh_tokens",
-        "schedule": timedelta(hours=1),
-    },
-}
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The periodic tasks (``celery -A app.worker beat``), timed by the settings."""
+    hour, minute = settings.search_reindex_at.split(":")
+    return {
+        "purge-expired-refresh-tokens": {
+            "task": "app.tasks.maintenance.purge_expired_refresh_tokens",
+            "schedule": timedelta(hours=1),
+        },
+        "sweep-search-outbox": {
+            "task": "app.tasks.search.sweep_outbox",
+            "schedule": timedelta(seconds=settings.search_sweep_interval),
+        },
+        "reindex-search-nightly": {
+            "task": "app.tasks.search.reindex",
+            "schedule": crontab(hour=int(hour), minute=int(minute)),
+        },
+    }
 
 
 class FlaskTask(Task[..., Any]):
@@ -85,7 +97,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {"app.tasks.search.*": {"queue": "search"}},
         "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
         "broker_connection_retry_on_startup": True,
-        "beat_schedule": BEAT_SCHEDULE,
+        "beat_schedule": beat_schedule(settings),
         "timezone": "UTC",
         "worker_hijack_root_logger": False,
     }

@@ -14,13 +14,12 @@ database (``app/services/search.py``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
 import meilisearch
 from flask import current_app
-from flask.cli import AppGroup
 from meilisearch.errors import MeilisearchError
 
 if TYPE_CHECKING:
@@ -37,8 +36,8 @@ T = TypeVar("T")
 #: is how the index changes (Meilisearch reindexes in the background).
 INDEX_SETTINGS: dict[str, Any] = {
     "searchableAttributes": ["title", "body", "tags", "author.name"],
-    "filterableAttributes": ["status", "tags", "author.id"],
-    "sortableAttributes": ["created_at", "updated_at"],
+    "filterableAttributes": ["id", "status", "tags", "author.id"],
+    "sortableAttributes": ["created_at_ts", "updated_at_ts"],
     "displayedAttributes": ["*"],
     "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
     "typoTolerance": {
@@ -46,8 +45,6 @@ INDEX_SETTINGS: dict[str, Any] = {
         "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9},
     },
 }
-
-search_cli = AppGroup("search", help="Manage the Meilisearch index.")
 
 
 class SearchUnavailable(Exception):  # noqa: N818 - reads as a state
@@ -83,6 +80,44 @@ class ArticleIndex:
 
     def ping(self) -> None:
         self._call(self.client.health)
+
+    def add_documents(self, documents: Sequence[dict[str, Any]]) -> int:
+        """Enqueue an upsert of whole documents (by ``id``); return the task's uid."""
+        index = self.client.index(self.uid)
+        return self._call(lambda: index.add_documents(list(documents), primary_key="id")).task_uid
+
+    def delete_documents(self, ids: Sequence[int]) -> int:
+        """Enqueue the deletion of these documents; return the task's uid."""
+        index = self.client.index(self.uid)
+        in_list = f"id IN [{', '.join(str(int(i)) for i in ids)}]"
+        return self._call(lambda: index.delete_documents(filter=in_list)).task_uid
+
+    def confirm(self, task_uids: Sequence[int]) -> None:
+        """Wait for each task; raise :class:`SearchUnavailable` unless every one
+        succeeded within ``MEILI_TASK_TIMEOUT``."""
+        for uid in task_uids:
+            task = self._wait(uid)
+            if task.status != "succeeded":
+                raise SearchUnavailable(f"Meilisearch task {uid} {_error_text(task)}")
+
+    def search(self, q: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One search request (``POST /indexes/{uid}/search``)."""
+        index = self.client.index(self.uid)
+        return self._call(lambda: index.search(q, params))
+
+    def document_ids(self, batch_size: int) -> Iterator[list[int]]:
+        """Every document id in the index, a batch at a time."""
+        index = self.client.index(self.uid)
+        offset = 0
+        while True:
+            query = {"fields": ["id"], "limit": batch_size, "offset": offset}
+            page = self._call(partial(index.get_documents, query))
+            ids = [int(document.id) for document in page.results]
+            if ids:
+                yield ids
+            offset += batch_size
+            if offset >= page.total or not ids:
+                return
 
     def _wait(self, task_uid: int) -> Task:
         return self._call(
@@ -137,31 +172,9 @@ def get_index() -> ArticleIndex | None:
     return index
 
 
-@search_cli.command("init")
-def init_command() -> None:
-    """Create the index if needed and apply its settings (idempotent)."""
-    index = _require_index()
-    try:
-        task_uid = index.apply_settings()
-    except SearchUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"Applied the settings of index {index.uid!r} (Meilisearch task {task_uid}).")
-
-
-@search_cli.command("status")
-def status_command() -> None:
-    """Show the index's document count and whether it is indexing."""
-    index = _require_index()
-    try:
-        stats = index.stats()
-    except SearchUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    state = "indexing" if stats["indexing"] else "idle"
-    click.echo(f"Index {index.uid!r}: {stats['documents']} documents, {state}.")
-
-
-def _require_index() -> ArticleIndex:
+def require_index() -> ArticleIndex:
+    """The app's index, for commands that make no sense without Meilisearch."""
     index = get_index()
     if index is None:
-        raise click.ClickException("MEILI_URL is not set: search is served from the database.")
+        raise SearchUnavailable("MEILI_URL is not set: search is served from the database.")
     return index

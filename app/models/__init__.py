@@ -3,6 +3,7 @@
 from app.models.article import Article, ArticleStatus, Tag, article_tags
 from app.models.base import Base, UTCDateTime, utcnow
 from app.models.refresh_token import RefreshToken
+from app.models.search import SearchOutbox, SearchReindex
 from app.models.user import User
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "ArticleStatus",
     "Base",
     "RefreshToken",
+    "SearchOutbox",
+    "SearchReindex",
     "Tag",
     "UTCDateTime",
     "User",

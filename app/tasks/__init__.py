@@ -3,6 +3,6 @@ module here so the worker registers it (see ``app/extensions/background.py``).""
 
 from __future__ import annotations
 
-from app.tasks import maintenance
+from app.tasks import maintenance, search
 
-__all__ = ["maintenance"]
+__all__ = ["maintenance", "search"]

@@ -34,6 +34,7 @@ from app.core.exceptions import Conflict, Forbidden, NotFound, PreconditionFaile
 from app.core.json import dumps_bytes
 from app.extensions.cache import get_cache
 from app.extensions.database import get_database
+from app.extensions.search import get_index
 from app.models import Article as ArticleRow
 from app.models import ArticleStatus
 from app.models.base import utcnow
@@ -81,7 +82,8 @@ def list_articles(query: ArticleQuery) -> tuple[bytes | None, int, dict[str, str
     "/search",
     "searchArticles",
     query=SearchQuery,
-    responses={200: SearchPage},
+    responses={200: SearchPage, 503: "Meilisearch is down (error_code 19003); retry later"},
+    headers={503: {"Retry-After": "Seconds to wait before searching again"}},
 )
 def search_articles(query: SearchQuery) -> SearchPage:
     """Search published articles.
@@ -89,7 +91,7 @@ def search_articles(query: SearchQuery) -> SearchPage:
     Matches of ``q`` come back highlighted in each item's ``_formatted``
     (HTML: the text escaped, each match wrapped in ``<em>``).
     """
-    return search.search_database(get_database().session(), query)
+    return search.search(get_database().session(), get_index(), query)
 
 
 @bp.operation(
