@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import SettingsFactory
 from meili_fake import FakeMeilisearch
+from sqlalchemy import Engine
 
 from app import create_app
 from app.core.application import APIFlask
@@ -26,9 +27,16 @@ def meili() -> Iterator[FakeMeilisearch]:
 
 
 @pytest.fixture
-def search_app(make_settings: SettingsFactory, meili: FakeMeilisearch) -> APIFlask:
+def search_app(
+    make_settings: SettingsFactory, meili: FakeMeilisearch, db_engine: Engine
+) -> APIFlask:
     return create_app(
-        make_settings(meili_url=meili.url, meili_master_key=KEY, meili_task_timeout=1.0)
+        make_settings(
+            meili_url=meili.url,
+            meili_master_key=KEY,
+            meili_task_timeout=1.0,
+            database_url=db_engine.url.render_as_string(hide_password=False),
+        )
     )
 
 
@@ -82,10 +90,13 @@ def test_waiting_for_a_task_is_bounded(search_app: APIFlask, meili: FakeMeilisea
 
 
 def test_status_prints_the_document_count(search_app: APIFlask, meili: FakeMeilisearch) -> None:
-    meili.documents = 42
+    meili.docs = {i: {"id": i} for i in range(42)}
     result = search_app.test_cli_runner().invoke(args=["search", "status"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "Index 'articles': 42 documents, idle."
+    assert result.output.splitlines() == [
+        "Index 'articles': 42 documents, idle.",
+        "Outbox: empty, the index has heard of every change.",
+    ]
 
 
 def test_without_meilisearch_the_commands_say_so(make_settings: SettingsFactory) -> None:
@@ -103,6 +114,8 @@ def test_an_unreachable_meilisearch_is_reported_within_the_timeout(
     result = app.test_cli_runner().invoke(args=["search", "status"])
     assert result.exit_code == 1
     assert "MeilisearchCommunicationError" in result.output
+    # This app's database was never migrated: the backlog is reported unknown, not a crash.
+    assert "Outbox: unknown, the database did not answer (OperationalError)." in result.output
     assert time.monotonic() - started < 3
 
 

@@ -28,12 +28,23 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, event, false, func, insert, inspect, select, update
+from sqlalchemy import (
+    ColumnElement,
+    case,
+    delete,
+    event,
+    false,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -179,9 +190,12 @@ def _forget(session: Session) -> None:
 def _send_index_task(app: APIFlask, article_ids: list[int]) -> None:
     """Send ``index_articles``; a broker that is down costs the request nothing,
     because the rows are committed and the sweep will deliver them."""
-    task = app.extensions["celery"].tasks[INDEX_TASK]
+    celery = app.extensions["celery"]
+    task = celery.tasks[INDEX_TASK]
     try:
-        task.apply_async(args=(article_ids,), retry=False)
+        # One attempt at the broker, not kombu's default of retrying for seconds.
+        with celery.connection_for_write(transport_options={"max_retries": 0}) as connection:
+            task.apply_async(args=(article_ids,), connection=connection, retry=False)
     except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the outbox has it
         log.warning(
             "search: could not send %s for %d article(s) (%s: %s); the outbox sweep will",
@@ -206,13 +220,18 @@ def deliver(
         return Delivery()
     try:
         delivery, row_ids, task_uids = _send(session, index, ids, lease)
+    except SearchUnavailable as exc:
+        session.rollback()
+        _back_off(session, SearchOutbox.article_id.in_(ids), str(exc))
+        raise
     except BaseException:
         session.rollback()
         raise
     try:
         index.confirm(task_uids)
     except SearchUnavailable as exc:
-        _back_off(session, row_ids, str(exc))
+        if row_ids:
+            _back_off(session, SearchOutbox.id.in_(row_ids), str(exc))
         raise
     if row_ids:
         session.execute(delete(SearchOutbox).where(SearchOutbox.id.in_(row_ids)))
@@ -261,19 +280,13 @@ def _take_write_lock(session: Session) -> None:
         session.execute(update(SearchOutbox).where(false()).values(attempts=SearchOutbox.attempts))
 
 
-def _back_off(session: Session, row_ids: Sequence[int], error: str) -> None:
-    if not row_ids:
-        return
+def _back_off(session: Session, rows: ColumnElement[bool], error: str) -> None:
+    """Count a failed attempt on these rows and push their next one out."""
     try:
-        attempts = (
-            session.scalar(
-                select(func.max(SearchOutbox.attempts)).where(SearchOutbox.id.in_(row_ids))
-            )
-            or 0
-        ) + 1
+        attempts = (session.scalar(select(func.max(SearchOutbox.attempts)).where(rows)) or 0) + 1
         session.execute(
             update(SearchOutbox)
-            .where(SearchOutbox.id.in_(row_ids))
+            .where(rows)
             .values(
                 attempts=SearchOutbox.attempts + 1,
                 next_attempt_at=utcnow() + backoff(attempts),
@@ -283,7 +296,7 @@ def _back_off(session: Session, row_ids: Sequence[int], error: str) -> None:
         session.commit()
     except SQLAlchemyError:
         session.rollback()
-        log.exception("search: could not record the failed delivery of %d row(s)", len(row_ids))
+        log.exception("search: could not record a failed delivery")
         return
     level = logging.ERROR if attempts >= ATTEMPTS_BEFORE_ALARM else logging.WARNING
     log.log(level, "search: delivery failed (attempt %d), will retry: %s", attempts, error)
@@ -330,7 +343,7 @@ def backlog(session: Session) -> Backlog:
     pending, failing, oldest, max_attempts = session.execute(
         select(
             func.count(),
-            func.count().filter(SearchOutbox.attempts > 0),
+            func.coalesce(func.sum(case((SearchOutbox.attempts > 0, 1), else_=0)), 0),
             func.min(SearchOutbox.created_at),
             func.max(SearchOutbox.attempts),
         ).select_from(SearchOutbox)
