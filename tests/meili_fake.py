@@ -222,10 +222,9 @@ class FakeMeilisearch:
                 continue
             hit = dict(document)
             if q and "attributesToHighlight" in body:
-                pre, post = body["highlightPreTag"], body["highlightPostTag"]
                 hit["_formatted"] = {
-                    name: re.sub(
-                        re.escape(q), lambda m: pre + m.group() + post, document[name], flags=re.I
+                    name: _mark(
+                        q, document[name], body["highlightPreTag"], body["highlightPostTag"]
                     )
                     for name in body["attributesToHighlight"]
                 }
@@ -240,3 +239,7 @@ class FakeMeilisearch:
             "totalPages": -(-len(hits) // per_page),
             "totalHits": len(hits),
         }
+
+
+def _mark(q: str, text: str, pre: str, post: str) -> str:
+    return re.sub(re.escape(q), lambda m: pre + m.group() + post, text, flags=re.IGNORECASE)
