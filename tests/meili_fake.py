@@ -75,9 +75,8 @@ class FakeMeilisearch:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        assert self._port, "start() it first"
+        return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> None:
         fake = self
