@@ -40,6 +40,8 @@ class FakeMeilisearch:
     requests: list[Recorded] = field(default_factory=list[Recorded])
     task_outcomes: dict[str, Any] = field(default_factory=dict[str, Any])
     docs: dict[int, dict[str, Any]] = field(default_factory=dict[int, dict[str, Any]])
+    #: When set, searches answer this Meilisearch error (``{"code", "message"}``), with 400.
+    search_error: dict[str, str] | None = None
     #: Document requests block until this is set (it starts set).
     hold: threading.Event = field(default_factory=threading.Event)
     _tasks: dict[int, dict[str, Any]] = field(default_factory=dict[int, dict[str, Any]])
@@ -185,6 +187,8 @@ class FakeMeilisearch:
                 "total": len(ordered),
             }
         if method == "POST" and path.endswith("/search"):
+            if self.search_error is not None:
+                return 400, {**self.search_error, "type": "invalid_request", "link": ""}
             return 200, self._search(body)
         if method == "GET" and path.endswith("/stats"):
             return 200, {

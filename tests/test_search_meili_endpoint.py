@@ -5,6 +5,7 @@ Meilisearch is down."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 
 from app import create_app
 from app.api.v1.schemas import SearchQuery
+from app.extensions.search import require_index
 from app.services.search import filter_string, meilisearch_params
 
 
@@ -82,7 +84,7 @@ def test_without_words_the_newest_come_first_and_nothing_is_highlighted() -> Non
         "filter": ['status = "published"'],
         "page": 1,
         "hitsPerPage": 20,
-        "sort": ["created_at_ts:desc"],
+        "sort": ["created_at_ts:desc", "id:desc"],
     }
 
 
@@ -165,3 +167,37 @@ def test_writes_still_succeed_while_search_is_down(api: Api, meili: FakeMeilisea
     meili.go_down()
     article = api.article(author, title="written during the outage")
     assert api.client.get(f"/api/v1/articles/{article['id']}").status_code == 200
+
+
+def test_an_error_answer_is_a_503_logged_as_an_error(
+    api: Api, meili: FakeMeilisearch, caplog: pytest.LogCaptureFixture
+) -> None:
+    meili.search_error = {"code": "index_not_found", "message": "Index `articles` not found."}
+    response = api.client.get("/api/v1/articles/search?q=flask")
+    assert response.status_code == 503
+    assert response.json is not None
+    assert response.json["error_code"] == 19003
+    [record] = [r for r in caplog.records if r.name == "app.search"]
+    assert record.levelname == "ERROR"
+    assert "index_not_found" in record.getMessage()
+    assert "flask search init" in record.getMessage()
+
+
+def test_an_outage_is_logged_as_a_warning(
+    api: Api, meili: FakeMeilisearch, caplog: pytest.LogCaptureFixture
+) -> None:
+    meili.go_down()
+    assert api.client.get("/api/v1/articles/search?q=flask").status_code == 503
+    [record] = [r for r in caplog.records if r.name == "app.search"]
+    assert record.levelname == "WARNING"
+
+
+def test_each_thread_gets_its_own_client(api: Api) -> None:
+    with api.app.app_context():
+        index = require_index()
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(index.client))
+    thread.start()
+    thread.join()
+    assert index.client is index.client
+    assert seen[0] is not index.client

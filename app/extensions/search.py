@@ -14,13 +14,14 @@ database (``app/services/search.py``).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import meilisearch
 from flask import current_app
-from meilisearch.errors import MeilisearchError
+from meilisearch.errors import MeilisearchApiError, MeilisearchError
 
 if TYPE_CHECKING:
     from meilisearch.models.task import Task
@@ -37,7 +38,7 @@ T = TypeVar("T")
 INDEX_SETTINGS: dict[str, Any] = {
     "searchableAttributes": ["title", "body", "tags", "author.name"],
     "filterableAttributes": ["id", "status", "tags", "author.id"],
-    "sortableAttributes": ["created_at_ts", "updated_at_ts"],
+    "sortableAttributes": ["id", "created_at_ts", "updated_at_ts"],
     "displayedAttributes": ["*"],
     "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
     "typoTolerance": {
@@ -53,10 +54,22 @@ class SearchUnavailable(Exception):  # noqa: N818 - reads as a state
 
 
 class ArticleIndex:
-    def __init__(self, client: meilisearch.Client, uid: str, task_timeout: float) -> None:
-        self.client = client
+    def __init__(
+        self, connect: Callable[[], meilisearch.Client], uid: str, task_timeout: float
+    ) -> None:
+        self._connect = connect
+        self._local = threading.local()
         self.uid = uid
         self.task_timeout = task_timeout
+
+    @property
+    def client(self) -> meilisearch.Client:
+        """This thread's client: the official one keeps per-request state (its
+        ``Content-Type`` header) on the instance, so threads must not share one."""
+        client: meilisearch.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._connect()
+        return client
 
     def apply_settings(self) -> int:
         """Create the index if needed and apply :data:`INDEX_SETTINGS`; return
@@ -130,6 +143,8 @@ class ArticleIndex:
     def _call(action: Callable[[], T]) -> T:
         try:
             return action()
+        except MeilisearchApiError as exc:
+            raise SearchUnavailable(f"{type(exc).__name__} {exc.code}: {exc.message}") from exc
         except MeilisearchError as exc:
             raise SearchUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
@@ -148,12 +163,13 @@ def is_enabled(settings: Settings) -> bool:
 
 
 def create_index(settings: Settings) -> ArticleIndex:
-    client = meilisearch.Client(
+    connect = partial(
+        meilisearch.Client,
         settings.meili_url,
         settings.meili_master_key.get_secret_value() or None,
         timeout=settings.meili_timeout,
     )
-    return ArticleIndex(client, settings.meili_index, settings.meili_task_timeout)
+    return ArticleIndex(connect, settings.meili_index, settings.meili_task_timeout)
 
 
 def init_app(app: APIFlask) -> None:

@@ -381,10 +381,12 @@ def reindex(
     After each confirmed batch the checkpoint (:class:`~app.models.SearchReindex`)
     moves on, so a run that stops (Meilisearch down, the process killed) resumes
     where it stopped, unless ``restart``. Then documents whose article no longer
-    exists are removed. ``on_start`` gets the number of articles to go;
+    exists are removed. The index's settings are applied first (idempotent), so
+    an index that was lost is rebuilt whole. ``on_start`` gets the number of articles to go;
     ``on_batch`` the size of each batch done.
     """
     started = time.perf_counter()
+    index.apply_settings()  # a lost or new index gets its filters before any search
     checkpoint = session.get(SearchReindex, index.uid)
     if checkpoint is None or restart or checkpoint.finished_at is not None:
         checkpoint = session.merge(

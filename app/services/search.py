@@ -23,6 +23,7 @@ import re
 import time
 from typing import Any
 
+from meilisearch.errors import MeilisearchApiError
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import Session
 
@@ -64,7 +65,12 @@ def search_index(index: ArticleIndex, query: schemas.SearchQuery) -> schemas.Sea
     try:
         result = index.search(query.q, meilisearch_params(query))
     except SearchUnavailable as exc:
-        log.warning("search: Meilisearch did not answer a search: %s", exc)
+        # Unreachable or slow is an outage; an error answer (no index, a filter
+        # on an attribute that is not filterable) is a misconfiguration.
+        if isinstance(exc.__cause__, MeilisearchApiError):
+            log.error("search: Meilisearch refused a search (run `flask search init`?): %s", exc)
+        else:
+            log.warning("search: Meilisearch did not answer a search: %s", exc)
         raise ServiceUnavailable(
             "Search is unavailable; try again shortly",
             error_code=ErrorCode.SEARCH_UNAVAILABLE,
@@ -101,7 +107,7 @@ def meilisearch_params(query: schemas.SearchQuery) -> dict[str, Any]:
             highlightPostTag=_MARK_POST,
         )
     else:
-        params["sort"] = ["created_at_ts:desc"]  # no words to rank by: newest first
+        params["sort"] = ["created_at_ts:desc", "id:desc"]  # no words to rank by: newest first
     return params
 
 
