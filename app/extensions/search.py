@@ -144,7 +144,9 @@ class ArticleIndex:
         try:
             return action()
         except MeilisearchApiError as exc:
-            raise SearchUnavailable(f"{type(exc).__name__} {exc.code}: {exc.message}") from exc
+            code: str | None = exc.code  # pyright: ignore[reportUnknownMemberType]
+            message: str = exc.message  # pyright: ignore[reportUnknownMemberType]
+            raise SearchUnavailable(f"{type(exc).__name__} {code}: {message}") from exc
         except MeilisearchError as exc:
             raise SearchUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
