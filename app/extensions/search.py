@@ -144,8 +144,8 @@ class ArticleIndex:
         try:
             return action()
         except MeilisearchApiError as exc:
-            code: str | None = exc.code  # pyright: ignore[reportUnknownMemberType]
-            message: str = exc.message  # pyright: ignore[reportUnknownMemberType]
+            code = str(getattr(exc, "code", None))
+            message = str(getattr(exc, "message", exc))
             raise SearchUnavailable(f"{type(exc).__name__} {code}: {message}") from exc
         except MeilisearchError as exc:
             raise SearchUnavailable(f"{type(exc).__name__}: {exc}") from exc
