@@ -313,19 +313,19 @@ def sweep(session: Session, index: ArticleIndex, *, batch_size: int, lease: time
     Stops at the first failure: Meilisearch is down, and hammering it helps nobody."""
     result = Sweep()
     now = utcnow()
+    cursor = 0  # walks the primary key, so each batch costs the same however long the backlog
     while True:
-        due = list(
-            session.scalars(
-                select(SearchOutbox.article_id)
-                .where(SearchOutbox.next_attempt_at <= now)
-                .group_by(SearchOutbox.article_id)
-                .order_by(func.min(SearchOutbox.id))
-                .limit(batch_size)
-            )
-        )
+        rows = session.execute(
+            select(SearchOutbox.id, SearchOutbox.article_id)
+            .where(SearchOutbox.next_attempt_at <= now, SearchOutbox.id > cursor)
+            .order_by(SearchOutbox.id)
+            .limit(batch_size)
+        ).all()
         session.commit()
-        if not due:
+        if not rows:
             return result
+        cursor = rows[-1].id
+        due = list(dict.fromkeys(row.article_id for row in rows))
         result.batches += 1
         try:
             delivery = deliver(session, index, due, lease=lease)
