@@ -45,9 +45,10 @@ test: lint ## Everything CI runs: the lock check, the linters and the test suite
 fmt: install ## Fix what ruff can, then format with black
 	$(PDM) run fmt
 
-bench: install ## Run the benchmarks in bench/ (the cache one needs Redis)
+bench: install ## Run the benchmarks in bench/ (cache needs Redis; search needs MariaDB)
 	$(PDM) run bench-json
 	$(PDM) run bench-cache
+	$(PDM) run bench-search
 
 clean: ## Remove the environments and caches (not instance/)
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .ruff_cache .coverage htmlcov site
