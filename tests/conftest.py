@@ -171,20 +171,59 @@ def redis_client() -> Iterator[redis.Redis]:
     client.close()
 
 
+AppFactory = Callable[..., APIFlask]
+
+
 @pytest.fixture
-def api_app(
+def make_api_app(
     make_settings: SettingsFactory, db_engine: Engine, redis_client: redis.Redis
-) -> APIFlask:
-    """The whole app on a migrated, empty database (SQLite, then MariaDB) and the
-    test Redis, with cheap Argon2 parameters so sign-ins are fast."""
-    return create_app(
-        make_settings(
-            database_url=db_engine.url.render_as_string(hide_password=False),
-            redis_url=REDIS_URL,
-            password_time_cost=1,
-            password_memory_cost=8192,
-        )
-    )
+) -> AppFactory:
+    """Build the whole app on a migrated, empty database (SQLite, then MariaDB)
+    and the test Redis, with cheap Argon2 parameters so sign-ins are fast, and
+    with Meilisearch calls bounded to a second; keyword arguments override."""
+
+    def make(**overrides: Any) -> APIFlask:
+        values: dict[str, Any] = {
+            "database_url": db_engine.url.render_as_string(hide_password=False),
+            "redis_url": REDIS_URL,
+            "password_time_cost": 1,
+            "password_memory_cost": 8192,
+            "meili_timeout": 1,
+            "meili_task_timeout": 1.0,
+        }
+        return create_app(make_settings(**{**values, **overrides}))
+
+    return make
+
+
+@pytest.fixture
+def api_app(make_api_app: AppFactory) -> APIFlask:
+    return make_api_app()
+
+
+@pytest.fixture
+def meili() -> Iterator[Any]:
+    """The Meilisearch stand-in (``tests/meili_fake.py``), serving on a free port."""
+    from meili_fake import FakeMeilisearch  # noqa: PLC0415 - only the search tests need it
+
+    fake = FakeMeilisearch()
+    fake.start()
+    yield fake
+    fake.hold.set()
+    fake.stop()
+
+
+#: The broker the worker tests use: a Redis database of its own.
+BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
+
+
+@pytest.fixture
+def broker() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(BROKER_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture

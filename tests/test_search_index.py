@@ -4,7 +4,6 @@ it reads Meilisearch's documented task, error and stats responses."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from conftest import SettingsFactory
@@ -16,14 +15,6 @@ from app.core.application import APIFlask
 from app.extensions.search import INDEX_SETTINGS, SearchUnavailable, get_index
 
 KEY = "master-key-for-tests"
-
-
-@pytest.fixture
-def meili() -> Iterator[FakeMeilisearch]:
-    fake = FakeMeilisearch()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

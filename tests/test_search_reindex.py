@@ -6,55 +6,24 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 from api_support import Api
 from celery.contrib.testing.worker import start_worker
-from conftest import REDIS_URL, SettingsFactory
+from conftest import BROKER_URL, AppFactory
 from meili_fake import FakeMeilisearch
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
-from app import create_app
-from app.core.application import APIFlask
 from app.extensions.background import get_celery
 from app.extensions.database import get_database
 from app.models import SearchOutbox, SearchReindex, utcnow
 from app.tasks.search import reindex, sweep_outbox
 
-BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
-
 
 @pytest.fixture
-def meili() -> Iterator[FakeMeilisearch]:
-    fake = FakeMeilisearch()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-def _app(make_settings: SettingsFactory, db_engine: Engine, **overrides: Any) -> APIFlask:
-    values: dict[str, Any] = {
-        "database_url": db_engine.url.render_as_string(hide_password=False),
-        "redis_url": REDIS_URL,
-        "password_time_cost": 1,
-        "password_memory_cost": 8192,
-        "meili_timeout": 1,
-        "meili_task_timeout": 1.0,
-    }
-    return create_app(make_settings(**{**values, **overrides}))
-
-
-@pytest.fixture
-def api(
-    make_settings: SettingsFactory,
-    db_engine: Engine,
-    meili: FakeMeilisearch,
-    redis_client: redis.Redis,
-) -> Api:
-    return Api(_app(make_settings, db_engine, meili_url=meili.url))
+def api(make_api_app: AppFactory, meili: FakeMeilisearch) -> Api:
+    return Api(make_api_app(meili_url=meili.url))
 
 
 def _seed(api: Api, published: int, drafts: int) -> tuple[list[int], list[int]]:
@@ -156,10 +125,8 @@ def test_reindex_refuses_a_bad_batch_size(api: Api, meili: FakeMeilisearch) -> N
     assert not meili.additions()
 
 
-def test_reindex_without_meilisearch_says_so(
-    make_settings: SettingsFactory, db_engine: Engine
-) -> None:
-    result = _app(make_settings, db_engine).test_cli_runner().invoke(args=["search", "reindex"])
+def test_reindex_without_meilisearch_says_so(make_api_app: AppFactory) -> None:
+    result = make_api_app().test_cli_runner().invoke(args=["search", "reindex"])
     assert result.exit_code == 1
     assert "MEILI_URL is not set" in result.output
 
@@ -188,32 +155,17 @@ def test_the_sweep_task_delivers_due_rows(api: Api, meili: FakeMeilisearch) -> N
     assert sorted(meili.docs) == sorted(shown)
 
 
-def test_without_meilisearch_the_search_tasks_do_nothing(
-    make_settings: SettingsFactory, db_engine: Engine
-) -> None:
-    app = _app(make_settings, db_engine)
+def test_without_meilisearch_the_search_tasks_do_nothing(make_api_app: AppFactory) -> None:
+    app = make_api_app()
     with app.app_context():
         assert sweep_outbox.delay().get() == 0
         assert reindex.delay().get() == 0
 
 
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
 def test_a_worker_on_the_search_queue_indexes_what_a_request_wrote(
-    make_settings: SettingsFactory,
-    db_engine: Engine,
-    meili: FakeMeilisearch,
-    redis_client: redis.Redis,
-    broker: redis.Redis,
+    make_api_app: AppFactory, meili: FakeMeilisearch, broker: redis.Redis
 ) -> None:
-    app = _app(make_settings, db_engine, meili_url=meili.url, celery_broker_url=BROKER_URL)
+    app = make_api_app(meili_url=meili.url, celery_broker_url=BROKER_URL)
     api = Api(app)
     author = api.register()
     with app.app_context():

@@ -18,7 +18,7 @@ import redis
 import worker_support
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
-from conftest import REDIS_URL, SettingsFactory
+from conftest import BROKER_URL, REDIS_URL, SettingsFactory
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -30,8 +30,6 @@ from app.models import RefreshToken, User
 from app.tasks.maintenance import purge_expired_refresh_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The broker the tests use: a Redis database of its own.
-BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
@@ -40,15 +38,6 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def _celery(app: APIFlask) -> Celery:
