@@ -25,11 +25,10 @@ from uuid import uuid4
 
 import meilisearch
 import pytest
-import redis
 from api_support import Api, Caller
-from conftest import REDIS_URL, SettingsFactory
+from conftest import AppFactory, SettingsFactory
 from meilisearch.errors import MeilisearchApiError
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from app import create_app
 from app.core.error_codes import ErrorCode
@@ -66,26 +65,15 @@ def index_uid(meili_client: meilisearch.Client) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(
-    make_settings: SettingsFactory,
-    db_engine: Engine,
-    redis_client: redis.Redis,
-    index_uid: str,
-) -> Api:
+def api(make_api_app: AppFactory, index_uid: str) -> Api:
     """The whole app on the real Meilisearch, with no broker (tasks run inline),
     its index created and configured by ``flask search init``."""
-    app = create_app(
-        make_settings(
-            database_url=db_engine.url.render_as_string(hide_password=False),
-            redis_url=REDIS_URL,
-            password_time_cost=1,
-            password_memory_cost=8192,
-            meili_url=MEILI_URL,
-            meili_master_key=MEILI_KEY,
-            meili_index=index_uid,
-            meili_timeout=10,
-            meili_task_timeout=30.0,
-        )
+    app = make_api_app(
+        meili_url=MEILI_URL,
+        meili_master_key=MEILI_KEY,
+        meili_index=index_uid,
+        meili_timeout=10,
+        meili_task_timeout=30.0,
     )
     result = app.test_cli_runner().invoke(args=["search", "init"])
     assert result.exit_code == 0, result.output

@@ -7,6 +7,7 @@ that fails leaves its rows, backed off, and the next sweep sends them again.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
@@ -46,13 +47,7 @@ def sweep_outbox() -> int:
     index = get_index()
     if index is None:
         return 0
-    settings = current_settings()
-    result = indexing.sweep(
-        get_database().session(),
-        index,
-        batch_size=settings.search_batch_size,
-        lease=indexing.lease_for(settings),
-    )
+    result = indexing.sweep(get_database().session(), index, **_batching())
     if result.error:
         log.warning("search: the outbox sweep stopped: %s", result.error)
     elif result.batches:
@@ -72,13 +67,7 @@ def reindex() -> int:
     index = get_index()
     if index is None:
         return 0
-    settings = current_settings()
-    result = indexing.reindex(
-        get_database().session(),
-        index,
-        batch_size=settings.search_batch_size,
-        lease=indexing.lease_for(settings),
-    )
+    result = indexing.reindex(get_database().session(), index, **_batching())
     log.info(
         "search: reindexed: %d indexed, %d removed, %d orphan(s) removed in %.1fs",
         result.indexed,
@@ -87,3 +76,8 @@ def reindex() -> int:
         result.seconds,
     )
     return result.indexed
+
+
+def _batching() -> dict[str, Any]:
+    settings = current_settings()
+    return {"batch_size": settings.search_batch_size, "lease": indexing.lease_for(settings)}
