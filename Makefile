@@ -11,10 +11,10 @@ VENV := .venv
 export PDM_CHECK_UPDATE := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev serve test lint fmt bench clean
+.PHONY: help install dev serve test lint fmt bench changelog clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(PDM):
 	$(PYTHON) -m venv $(TOOLS)
@@ -49,6 +49,9 @@ bench: install ## Run the benchmarks in bench/ (cache needs Redis; search needs 
 	$(PDM) run bench-json
 	$(PDM) run bench-cache
 	$(PDM) run bench-search
+
+changelog: install ## Regenerate CHANGELOG.md from the conventional commits (commitizen)
+	$(VENV)/bin/cz changelog
 
 clean: ## Remove the environments and caches (not instance/)
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .ruff_cache .coverage htmlcov site
