@@ -29,7 +29,7 @@ from app.models import Base
 
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-START_HINT = "start it with `docker compose up -d mysql redis`"
+START_HINT = "start it with `docker compose -f compose.test.yaml up -d --wait`"
 
 SettingsFactory = Callable[..., Settings]
 

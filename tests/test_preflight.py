@@ -45,7 +45,7 @@ def test_missing_redis_stops_the_run_before_any_test() -> None:
     assert result.returncode == 3
     [line] = [line for line in result.stdout.splitlines() if "unreachable" in line]
     assert f"Redis at {url} is unreachable" in line
-    assert "start it with `docker compose up -d mysql redis`" in line
+    assert "start it with `docker compose -f compose.test.yaml up -d --wait`" in line
     assert " passed" not in result.stdout
 
 
