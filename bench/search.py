@@ -94,7 +94,7 @@ from app import create_app
 from app.core.application import APIFlask
 from app.core.settings import Settings
 from app.extensions.database import create_database_engine
-from app.extensions.search import ArticleIndex, create_index
+from app.extensions.search import ArticleIndex, IndexSetup, create_index
 from app.migrations import upgrade
 from app.models import Article, ArticleStatus, SearchOutbox, Tag, User, article_tags, utcnow
 from app.services import indexing
@@ -131,8 +131,8 @@ class InstantIndex(ArticleIndex):
         self.docs: dict[int, dict[str, Any]] = {}
         self.tasks = 0
 
-    def apply_settings(self) -> int:
-        return self._task()
+    def apply_settings(self) -> IndexSetup:
+        return IndexSetup(task_uid=self._task(), created=False)
 
     def add_documents(self, documents: Sequence[dict[str, Any]]) -> int:
         for document in documents:

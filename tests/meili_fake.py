@@ -5,8 +5,8 @@ Meilisearch server exists on our machines; the tests against a real one run
 where MEILI_URL is set (``tests/test_search_meilisearch.py``).
 
 It keeps documents, so indexing can be followed end to end: an addition
-replaces whole documents by ``id``, a deletion takes the ``id IN [...]``
-filter our adapter sends. Its search is a plain substring match, enough to
+replaces whole documents by ``id``, a deletion takes the list of ids
+list of primary keys our adapter sends. Its search is a plain substring match, enough to
 check what our side sends and how it reads the answer, not Meilisearch's
 ranking. ``hold`` makes every document task wait until it is set, and
 ``go_down()``/``come_back()`` close and reopen its port.
@@ -40,6 +40,7 @@ class FakeMeilisearch:
     requests: list[Recorded] = field(default_factory=list[Recorded])
     task_outcomes: dict[str, Any] = field(default_factory=dict[str, Any])
     docs: dict[int, dict[str, Any]] = field(default_factory=dict[int, dict[str, Any]])
+    indexes: set[str] = field(default_factory=set[str])
     #: When set, searches answer this Meilisearch error (``{"code", "message"}``), with 400.
     search_error: dict[str, str] | None = None
     #: Document requests block until this is set (it starts set).
@@ -67,7 +68,12 @@ class FakeMeilisearch:
         ]
 
     def deletions(self) -> list[Recorded]:
-        return [r for r in self.requests if r.path.endswith("/documents/delete")]
+        return [r for r in self.requests if r.path.endswith("/documents/delete-batch")]
+
+    def lose_index(self) -> None:
+        """As if Meilisearch restarted without its data."""
+        self.indexes.clear()
+        self.docs.clear()
 
     def go_down(self) -> None:
         self.stop()
@@ -115,9 +121,11 @@ class FakeMeilisearch:
             self._server.server_close()
             self._server = None
 
-    def _enqueue(self, kind: str, index_uid: str, apply: Any = None) -> tuple[int, dict[str, Any]]:
+    def _enqueue(
+        self, kind: str, index_uid: str, apply: Any = None, outcome: Any = None
+    ) -> tuple[int, dict[str, Any]]:
         uid = len(self._tasks)
-        outcome = self.task_outcomes.get(kind)
+        outcome = outcome or self.task_outcomes.get(kind)
         if callable(outcome):  # decides per task: returns None (succeed) or an outcome
             outcome = outcome(uid)
         if outcome is None and apply is not None:
@@ -153,7 +161,12 @@ class FakeMeilisearch:
         if method == "GET" and path == "/health":
             return 200, {"status": "available"}
         if method == "POST" and path == "/indexes":
-            return self._enqueue("indexCreation", body["uid"])
+            if body["uid"] in self.indexes and "indexCreation" not in self.task_outcomes:
+                exists = {"code": "index_already_exists", "message": "Index already exists."}
+                return self._enqueue("indexCreation", body["uid"], outcome=exists)
+            return self._enqueue(
+                "indexCreation", body["uid"], lambda: self.indexes.add(body["uid"])
+            )
         if method == "PATCH" and path.endswith("/settings"):
             return self._enqueue("settingsUpdate", path.split("/")[2])
         if method == "GET" and path.startswith("/tasks/"):
@@ -171,9 +184,9 @@ class FakeMeilisearch:
             return self._enqueue(
                 "documentAdditionOrUpdate", path.split("/")[2], lambda: self._add(body)
             )
-        if method == "POST" and path.endswith("/documents/delete"):
+        if method == "POST" and path.endswith("/documents/delete-batch"):
             self.hold.wait(10)
-            ids = [int(i) for i in re.findall(r"\d+", body["filter"])]
+            ids = [int(i) for i in body]
             return self._enqueue("documentDeletion", path.split("/")[2], lambda: self._delete(ids))
         if method == "POST" and path.endswith("/documents/fetch"):
             ordered = [self.docs[i] for i in sorted(self.docs)]
@@ -204,6 +217,7 @@ class FakeMeilisearch:
         }
 
     def _add(self, documents: list[dict[str, Any]]) -> None:
+        self.indexes.add("articles")  # an addition creates a missing index, as Meilisearch does
         for document in documents:
             self.docs[int(document["id"])] = document
 

@@ -186,3 +186,45 @@ def test_a_worker_on_the_search_queue_indexes_what_a_request_wrote(
         session = get_database().session()
         assert session.scalars(select(SearchOutbox)).all() == []
     assert meili.docs[article["id"]]["title"] == "sent through the broker"
+
+
+def test_flask_search_sweep_delivers_what_is_due(api: Api, meili: FakeMeilisearch) -> None:
+    shown, _ = _seed(api, published=2, drafts=0)
+    meili.docs.clear()
+    with api.app.app_context():
+        session = get_database().session()
+        for article_id in shown:
+            session.add(SearchOutbox(article_id=article_id, next_attempt_at=utcnow()))
+        session.commit()
+    result = api.app.test_cli_runner().invoke(args=["search", "sweep"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Swept 2 outbox row(s) in 1 batch(es): 2 indexed, 0 removed."
+    assert sorted(meili.docs) == sorted(shown)
+
+
+def test_flask_search_sweep_reports_a_failure(api: Api, meili: FakeMeilisearch) -> None:
+    shown, _ = _seed(api, published=1, drafts=0)
+    with api.app.app_context():
+        session = get_database().session()
+        session.add(SearchOutbox(article_id=shown[0], next_attempt_at=utcnow()))
+        session.commit()
+    meili.go_down()
+    result = api.app.test_cli_runner().invoke(args=["search", "sweep"])
+    assert result.exit_code == 1
+    assert "stopped at a failed batch: SearchUnavailable" in result.output
+
+
+def test_a_reindex_that_finds_the_index_gone_starts_from_the_first_article(
+    api: Api, meili: FakeMeilisearch
+) -> None:
+    shown, _ = _seed(api, published=4, drafts=0)
+    _fail_nth_addition(meili, 2)
+    runner = api.app.test_cli_runner()
+    assert runner.invoke(args=["search", "reindex", "--batch-size", "2"]).exit_code == 1
+    del meili.task_outcomes["documentAdditionOrUpdate"]
+    meili.lose_index()  # Meilisearch lost its data meanwhile: the index is created anew
+    meili.requests.clear()
+    result = runner.invoke(args=["search", "reindex", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "resumed" not in result.output
+    assert [d["id"] for r in meili.additions() for d in r.body] == shown

@@ -25,7 +25,7 @@ def init_command() -> None:
     """Create the index if needed and apply its settings (idempotent)."""
     try:
         index = require_index()
-        task_uid = index.apply_settings()
+        task_uid = index.apply_settings().task_uid
     except SearchUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Applied the settings of index {index.uid!r} (Meilisearch task {task_uid}).")
@@ -113,3 +113,27 @@ def reindex_command(batch_size: int | None, restart: bool) -> None:
         f" {result.removed} removed (not published), {result.orphans_removed} orphan(s) removed,"
         f" in {result.seconds:.1f}s ({rate:.0f} articles/s)."
     )
+
+
+@search_cli.command("sweep")
+def sweep_command() -> None:
+    """Deliver the outbox rows that are due now (what beat does every
+    SEARCH_SWEEP_INTERVAL; without a broker there is no beat)."""
+    settings = current_settings()
+    try:
+        index = require_index()
+    except SearchUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    result = indexing.sweep(
+        get_database().session(),
+        index,
+        batch_size=settings.search_batch_size,
+        lease=indexing.lease_for(settings),
+    )
+    delivered = result.delivered
+    click.echo(
+        f"Swept {delivered.settled_rows} outbox row(s) in {result.batches} batch(es):"
+        f" {delivered.indexed} indexed, {delivered.removed} removed."
+    )
+    if result.error:
+        raise click.ClickException(f"stopped at a failed batch: {result.error}")

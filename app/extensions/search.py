@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import meilisearch
 from flask import current_app
@@ -53,6 +54,12 @@ class SearchUnavailable(Exception):  # noqa: N818 - reads as a state
     finish in time."""
 
 
+class IndexSetup(NamedTuple):
+    task_uid: int
+    #: The index did not exist: every document has to be sent again.
+    created: bool
+
+
 class ArticleIndex:
     def __init__(
         self, connect: Callable[[], meilisearch.Client], uid: str, task_timeout: float
@@ -71,21 +78,22 @@ class ArticleIndex:
             client = self._local.client = self._connect()
         return client
 
-    def apply_settings(self) -> int:
-        """Create the index if needed and apply :data:`INDEX_SETTINGS`; return
-        the settings task's uid. Safe to run any number of times."""
-        created = self._wait(
+    def apply_settings(self) -> IndexSetup:
+        """Create the index if needed and apply :data:`INDEX_SETTINGS`. Safe to
+        run any number of times; says whether the index had to be created."""
+        creation = self._wait(
             self._call(lambda: self.client.create_index(self.uid, {"primaryKey": "id"})).task_uid
         )
-        if created.status != "succeeded" and _error_code(created) != "index_already_exists":
-            raise SearchUnavailable(f"creating index {self.uid!r} failed: {_error_text(created)}")
+        created = creation.status == "succeeded"
+        if not created and _error_code(creation) != "index_already_exists":
+            raise SearchUnavailable(f"creating index {self.uid!r} failed: {_error_text(creation)}")
         info = self._call(lambda: self.client.index(self.uid).update_settings(INDEX_SETTINGS))
         task = self._wait(info.task_uid)
         if task.status != "succeeded":
             raise SearchUnavailable(
                 f"updating the settings of {self.uid!r} failed: {_error_text(task)}"
             )
-        return task.uid
+        return IndexSetup(task_uid=task.uid, created=created)
 
     def stats(self) -> dict[str, Any]:
         stats = self._call(lambda: self.client.index(self.uid).get_stats())
@@ -100,10 +108,15 @@ class ArticleIndex:
         return self._call(lambda: index.add_documents(list(documents), primary_key="id")).task_uid
 
     def delete_documents(self, ids: Sequence[int]) -> int:
-        """Enqueue the deletion of these documents; return the task's uid."""
+        """Enqueue the deletion of these documents by primary key (which, unlike
+        a filter, needs no index settings); return the task's uid."""
         index = self.client.index(self.uid)
-        in_list = f"id IN [{', '.join(str(int(i)) for i in ids)}]"
-        return self._call(lambda: index.delete_documents(filter=in_list)).task_uid
+        keys: list[str | int] = [str(int(i)) for i in ids]
+        with warnings.catch_warnings():
+            # The client deprecates deleting by ids in favour of filters; the
+            # REST route it calls (documents/delete-batch) is Meilisearch's own.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._call(lambda: index.delete_documents(keys)).task_uid
 
     def confirm(self, task_uids: Sequence[int]) -> None:
         """Wait for each task; raise :class:`SearchUnavailable` unless every one

@@ -163,7 +163,11 @@ def _record(session: Session, grace: timedelta) -> None:
     for row in (*session.new, *session.dirty, *session.deleted):
         if isinstance(row, Article):
             article_ids.add(row.id)
-        elif isinstance(row, User) and inspect(row).attrs.name.history.deleted:
+        elif (
+            isinstance(row, User)
+            and row not in session.new
+            and inspect(row).attrs.name.history.has_changes()
+        ):
             renamed.append(row.id)
     if renamed:
         article_ids.update(
@@ -303,7 +307,8 @@ def _back_off(session: Session, rows: ColumnElement[bool], error: str) -> None:
 
 
 def backoff(attempt: int) -> timedelta:
-    """Full jitter: a random wait up to ``2**attempt`` seconds, capped at an hour."""
+    """Equal jitter: a random wait between half of ``2**attempt`` seconds and all
+    of it, capped at an hour."""
     ceiling = min(BACKOFF_CAP.total_seconds(), 2.0**attempt)
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 - not crypto
 
@@ -313,7 +318,7 @@ def sweep(session: Session, index: ArticleIndex, *, batch_size: int, lease: time
     Stops at the first failure: Meilisearch is down, and hammering it helps nobody."""
     result = Sweep()
     now = utcnow()
-    cursor = 0  # walks the primary key, so each batch costs the same however long the backlog
+    cursor = 0  # walks the primary key: no batch re-reads the rows an earlier one passed
     while True:
         rows = session.execute(
             select(SearchOutbox.id, SearchOutbox.article_id)
@@ -381,14 +386,16 @@ def reindex(
     After each confirmed batch the checkpoint (:class:`~app.models.SearchReindex`)
     moves on, so a run that stops (Meilisearch down, the process killed) resumes
     where it stopped, unless ``restart``. Then documents whose article no longer
-    exists are removed. The index's settings are applied first (idempotent), so
-    an index that was lost is rebuilt whole. ``on_start`` gets the number of articles to go;
+    exists are removed. The index's settings are applied first (idempotent);
+    when that finds the index gone, the run starts from the first article. ``on_start`` gets the number of articles to go;
     ``on_batch`` the size of each batch done.
     """
     started = time.perf_counter()
-    index.apply_settings()  # a lost or new index gets its filters before any search
+    # A lost or new index gets its settings before any document, and a run that
+    # finds the index gone starts from the first article, checkpoint or not.
+    lost = index.apply_settings().created
     checkpoint = session.get(SearchReindex, index.uid)
-    if checkpoint is None or restart or checkpoint.finished_at is not None:
+    if checkpoint is None or restart or lost or checkpoint.finished_at is not None:
         checkpoint = session.merge(
             SearchReindex(
                 index_uid=index.uid,
