@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from app.core.application import APIFlask
 from app.extensions.database import get_database
-from app.models import User
+from app.models import SearchOutbox, User, utcnow
 
 PASSWORD = "correct horse battery"
 
@@ -70,3 +70,13 @@ class Api:
         response = self.client.post("/api/v1/articles", json=payload, headers=author.headers)
         assert response.status_code == 201, response.json
         return response.json  # type: ignore[return-value]
+
+    def queue_outbox(self, *article_ids: int) -> None:
+        """Outbox rows for these articles, due now (as after an outage)."""
+        with self.app.app_context():
+            session = get_database().session()
+            session.add_all(
+                SearchOutbox(article_id=article_id, next_attempt_at=utcnow())
+                for article_id in article_ids
+            )
+            session.commit()

@@ -265,10 +265,7 @@ def test_writers_wait_while_a_delivery_holds_the_lock(
     article = api.article(author, title="v1")
     meili.hold.clear()  # the next document request waits inside the delivery
     delivering = threading.Thread(target=sweep, args=(api,))
-    with api.app.app_context():
-        session = get_database().session()
-        session.add(SearchOutbox(article_id=article["id"], next_attempt_at=utcnow()))
-        session.commit()
+    api.queue_outbox(article["id"])
     delivering.start()
     deadline = time.monotonic() + 5
     while len(meili.additions()) < 2:
@@ -303,13 +300,10 @@ def test_deliver_raises_and_keeps_rows_when_meilisearch_is_down(
 ) -> None:
     author = api.register()
     article = api.article(author)
-    with api.app.app_context():
-        session = get_database().session()
-        session.add(SearchOutbox(article_id=article["id"], next_attempt_at=utcnow()))
-        session.commit()
-        meili.go_down()
-        with pytest.raises(SearchUnavailable):
-            indexing.deliver(session, require_index(), [article["id"]], lease=LEASE)
+    api.queue_outbox(article["id"])
+    meili.go_down()
+    with api.app.app_context(), pytest.raises(SearchUnavailable):
+        indexing.deliver(get_database().session(), require_index(), [article["id"]], lease=LEASE)
     [row] = outbox(api)
     assert row.attempts == 1  # the send failed: counted, and backed off
     assert row.next_attempt_at > utcnow()

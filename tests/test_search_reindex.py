@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.extensions.background import get_celery
 from app.extensions.database import get_database
-from app.models import SearchOutbox, SearchReindex, utcnow
+from app.models import SearchOutbox, SearchReindex
 from app.tasks.search import reindex, sweep_outbox
 
 
@@ -145,13 +145,10 @@ def test_the_nightly_reindex_task_rebuilds_the_index(api: Api, meili: FakeMeilis
 def test_the_sweep_task_delivers_due_rows(api: Api, meili: FakeMeilisearch) -> None:
     shown, _ = _seed(api, published=2, drafts=0)
     meili.docs.clear()
+    api.queue_outbox(*shown)
     with api.app.app_context():
-        session = get_database().session()
-        for article_id in shown:
-            session.add(SearchOutbox(article_id=article_id, next_attempt_at=utcnow()))
-        session.commit()
         assert sweep_outbox.delay().get() == 2
-        assert session.scalars(select(SearchOutbox)).all() == []
+        assert get_database().session().scalars(select(SearchOutbox)).all() == []
     assert sorted(meili.docs) == sorted(shown)
 
 
@@ -191,11 +188,7 @@ def test_a_worker_on_the_search_queue_indexes_what_a_request_wrote(
 def test_flask_search_sweep_delivers_what_is_due(api: Api, meili: FakeMeilisearch) -> None:
     shown, _ = _seed(api, published=2, drafts=0)
     meili.docs.clear()
-    with api.app.app_context():
-        session = get_database().session()
-        for article_id in shown:
-            session.add(SearchOutbox(article_id=article_id, next_attempt_at=utcnow()))
-        session.commit()
+    api.queue_outbox(*shown)
     result = api.app.test_cli_runner().invoke(args=["search", "sweep"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "Swept 2 outbox row(s) in 1 batch(es): 2 indexed, 0 removed."
@@ -204,10 +197,7 @@ def test_flask_search_sweep_delivers_what_is_due(api: Api, meili: FakeMeilisearc
 
 def test_flask_search_sweep_reports_a_failure(api: Api, meili: FakeMeilisearch) -> None:
     shown, _ = _seed(api, published=1, drafts=0)
-    with api.app.app_context():
-        session = get_database().session()
-        session.add(SearchOutbox(article_id=shown[0], next_attempt_at=utcnow()))
-        session.commit()
+    api.queue_outbox(shown[0])
     meili.go_down()
     result = api.app.test_cli_runner().invoke(args=["search", "sweep"])
     assert result.exit_code == 1

@@ -81,7 +81,9 @@ def reindex_command(batch_size: int | None, restart: bool) -> None:
     A run that stops resumes from its last confirmed batch; documents whose
     article is gone are removed at the end.
     """
-    settings = current_settings()
+    options = indexing.batching(current_settings())
+    if batch_size is not None:
+        options["batch_size"] = batch_size
     with contextlib.ExitStack() as stack:
         bar: list[ProgressBar[int]] = []
 
@@ -95,8 +97,7 @@ def reindex_command(batch_size: int | None, restart: bool) -> None:
             result = indexing.reindex(
                 get_database().session(),
                 require_index(),
-                batch_size=batch_size or settings.search_batch_size,
-                lease=indexing.lease_for(settings),
+                **options,
                 restart=restart,
                 on_start=start,
                 on_batch=advance,
@@ -119,16 +120,12 @@ def reindex_command(batch_size: int | None, restart: bool) -> None:
 def sweep_command() -> None:
     """Deliver the outbox rows that are due now (what beat does every
     SEARCH_SWEEP_INTERVAL; without a broker there is no beat)."""
-    settings = current_settings()
     try:
         index = require_index()
     except SearchUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     result = indexing.sweep(
-        get_database().session(),
-        index,
-        batch_size=settings.search_batch_size,
-        lease=indexing.lease_for(settings),
+        get_database().session(), index, **indexing.batching(current_settings())
     )
     delivered = result.delivered
     click.echo(

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import (
     ColumnElement,
@@ -471,3 +471,13 @@ def lease_for(settings: Settings) -> timedelta:
             settings.search_outbox_grace, settings.meili_task_timeout + 2 * settings.meili_timeout
         )
     )
+
+
+class Batching(TypedDict):
+    batch_size: int
+    lease: timedelta
+
+
+def batching(settings: Settings) -> Batching:
+    """The batch size and lease that the sweep and the reindex take from the settings."""
+    return {"batch_size": settings.search_batch_size, "lease": lease_for(settings)}

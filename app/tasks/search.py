@@ -7,7 +7,6 @@ that fails leaves its rows, backed off, and the next sweep sends them again.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import shared_task
 
@@ -47,7 +46,9 @@ def sweep_outbox() -> int:
     index = get_index()
     if index is None:
         return 0
-    result = indexing.sweep(get_database().session(), index, **_batching())
+    result = indexing.sweep(
+        get_database().session(), index, **indexing.batching(current_settings())
+    )
     if result.error:
         log.warning("search: the outbox sweep stopped: %s", result.error)
     elif result.batches:
@@ -67,7 +68,9 @@ def reindex() -> int:
     index = get_index()
     if index is None:
         return 0
-    result = indexing.reindex(get_database().session(), index, **_batching())
+    result = indexing.reindex(
+        get_database().session(), index, **indexing.batching(current_settings())
+    )
     log.info(
         "search: reindexed: %d indexed, %d removed, %d orphan(s) removed in %.1fs",
         result.indexed,
@@ -76,8 +79,3 @@ def reindex() -> int:
         result.seconds,
     )
     return result.indexed
-
-
-def _batching() -> dict[str, Any]:
-    settings = current_settings()
-    return {"batch_size": settings.search_batch_size, "lease": indexing.lease_for(settings)}
