@@ -15,8 +15,8 @@ from api_support import Api
 from conftest import AppFactory
 from meili_fake import FakeMeilisearch
 
-from app.api.v1.schemas import SearchQuery
 from app.extensions.search import require_index
+from app.schemas.search import SearchQuery
 from app.services.search import filter_string, meilisearch_params
 
 
