@@ -74,13 +74,13 @@ from werkzeug.test import EnvironBuilder
 
 from app import create_app
 from app.api.v1 import articles as articles_view
-from app.api.v1.schemas import ArticlePage, ArticleQuery
 from app.core.json import dumps_bytes
 from app.core.settings import Settings
 from app.extensions.cache import get_cache
 from app.extensions.database import create_database_engine, get_database
 from app.migrations import head_revision, upgrade
 from app.models import Article, User
+from app.schemas.articles import ArticlePage, ArticleQuery
 from app.services import articles as service
 from app.services.articles import ArticleNode
 from bench import api_rivals
@@ -636,15 +636,15 @@ def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
         query = ArticleQuery(per_page=100)
 
         def search() -> object:
-            found = service.search(database.session(), query, viewer=None)
+            found = service.list_page(database.session(), query, viewer=None)
             database.session.remove()
             return found
 
-        items, total = service.search(database.session(), query, viewer=None)
+        items, total = service.list_page(database.session(), query, viewer=None)
         database.session.remove()
         page = ArticlePage(items=items, page=1, per_page=100, total=total, pages=1)
         list_pieces: list[tuple[str, Callable[[], object], int]] = [
-            ("  service.search() (3 SELECTs, 100 models)", search, 100),
+            ("  service.list_page() (3 SELECTs, 100 models)", search, 100),
             ("  dumps_bytes(page)", lambda: dumps_bytes(page), 2_000),
         ]
         list_timings = [(name, per_call(f, repeat)) for name, f, repeat in list_pieces]

@@ -38,7 +38,7 @@ Every rival uses a fresh session from the app's own session factory
      authors) plus one of the batch's tags, the same document dicts built by
      hand and handed to the stand-in; no ORM entities, no locks, no outbox, no
      checkpoint, no confirmation;
-   * *indexing.reindex (ours)*, with ``restart=True``: keyset batches, each
+   * *reindexing.reindex (ours)*, with ``restart=True``: keyset batches, each
      delivered under the lock, confirmed, checkpointed, then the orphan pass;
    * *ours over HTTP*: the same, through ``ArticleIndex`` to the HTTP stand-in;
    * *naive*: ORM pages by ``OFFSET``, the author and tags lazy-loaded per
@@ -55,7 +55,7 @@ Every rival uses a fresh session from the app's own session factory
      the plain read above, the documents handed to the stand-in, the rows seen
      deleted and committed; no locks, no lease, no confirmation;
    * *indexing.sweep (ours)*;
-   * *indexing.reindex*, one pass over all articles: the same articles, and it
+   * *reindexing.reindex*, one pass over all articles: the same articles, and it
      settles the same rows (``deliver`` claims an article's rows by article id);
    * *naive, row by row*: oldest row first, load its article (ORM, lazy loads),
      one task and one confirmation, delete the row, commit. It is slow, so it
@@ -97,7 +97,7 @@ from app.extensions.database import create_database_engine
 from app.extensions.search import ArticleIndex, IndexSetup, create_index
 from app.migrations import upgrade
 from app.models import Article, ArticleStatus, SearchOutbox, Tag, User, article_tags, utcnow
-from app.services import indexing
+from app.services import indexing, reindexing
 
 ROOT = Path(__file__).resolve().parents[1]
 MARIADB_URL = os.environ.get(
@@ -392,7 +392,7 @@ def floor_reindex(session: Session, index: ArticleIndex, ctx: Context) -> int:
 
 
 def ours_reindex(session: Session, index: ArticleIndex, ctx: Context) -> int:
-    result = indexing.reindex(
+    result = reindexing.reindex(
         session, index, batch_size=ctx.batch_size, lease=ctx.lease, restart=True
     )
     assert result.orphans_removed == 0
@@ -477,7 +477,7 @@ def ours_sweep(session: Session, index: ArticleIndex, ctx: Context) -> int:
 
 def reindex_sweep(session: Session, index: ArticleIndex, ctx: Context) -> int:
     before = pending(ctx.engine)
-    indexing.reindex(session, index, batch_size=ctx.batch_size, lease=ctx.lease, restart=True)
+    reindexing.reindex(session, index, batch_size=ctx.batch_size, lease=ctx.lease, restart=True)
     return before - pending(ctx.engine)
 
 
@@ -582,14 +582,14 @@ def report(
 # -- the sections ----------------------------------------------------------------------------
 
 FLOOR_REINDEX = "plain read (floor)"
-OURS_REINDEX = "indexing.reindex (ours)"
+OURS_REINDEX = "reindexing.reindex (ours)"
 HTTP_REINDEX = "ours over HTTP (ArticleIndex -> meili_fake)"
 NAIVE_REINDEX = "naive: ORM, OFFSET, lazy loads, 1 task/article"
 
 BOOKKEEPING = "SELECT + DELETE only (no delivery)"
 FLOOR_SWEEP = "plain drain (floor)"
 OURS_SWEEP = "indexing.sweep (ours)"
-REINDEX_SWEEP = "indexing.reindex, one pass (same articles)"
+REINDEX_SWEEP = "reindexing.reindex, one pass (same articles)"
 NAIVE_SWEEP = "naive: row by row, commit each"
 
 

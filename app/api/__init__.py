@@ -1,4 +1,5 @@
-"""HTTP routes, one package per API version."""
+"""HTTP routes, one package per API version. Views speak HTTP only: they parse
+the request, call one service function, and set the status and headers."""
 
 from __future__ import annotations
 

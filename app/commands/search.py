@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.core.application import current_settings
 from app.extensions.database import get_database
 from app.extensions.search import SearchUnavailable, require_index
-from app.services import indexing
+from app.services import indexing, reindexing
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -94,7 +94,7 @@ def reindex_command(batch_size: int | None, restart: bool) -> None:
             bar[0].update(done)
 
         try:
-            result = indexing.reindex(
+            result = reindexing.reindex(
                 get_database().session(),
                 require_index(),
                 **options,

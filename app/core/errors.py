@@ -18,7 +18,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import quote_etag
 
+from app.core import domain_errors
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
 from app.core.exceptions import APIException
 from app.core.json import JSON_MIMETYPE, dumps_bytes
@@ -80,6 +82,27 @@ def handle_api_exception(exc: APIException) -> Response:
     )
 
 
+#: The answer to each refusal of the domain (:mod:`app.core.domain_errors`).
+DOMAIN_ERRORS: dict[type[domain_errors.DomainError], ErrorCode] = {
+    domain_errors.NotFoundError: ErrorCode.NOT_FOUND,
+    domain_errors.NotPermittedError: ErrorCode.FORBIDDEN,
+    domain_errors.AlreadyExistsError: ErrorCode.CONFLICT,
+    domain_errors.EditConflictError: ErrorCode.CONFLICT,
+    domain_errors.VersionMismatchError: ErrorCode.PRECONDITION_FAILED,
+    domain_errors.NotAuthenticatedError: ErrorCode.UNAUTHORIZED,
+}
+
+
+def handle_domain_error(exc: domain_errors.DomainError) -> Response:
+    headers: list[tuple[str, str]] = []
+    if isinstance(exc, domain_errors.NotAuthenticatedError):
+        headers.append(("WWW-Authenticate", "Bearer"))
+    elif isinstance(exc, domain_errors.VersionMismatchError) and exc.current_tag is not None:
+        headers.append(("ETag", quote_etag(exc.current_tag)))
+    error_code = next(code for kind, code in DOMAIN_ERRORS.items() if isinstance(exc, kind))
+    return error_response(error_code, exc.message, headers=headers)
+
+
 def handle_validation_error(exc: ValidationError) -> Response:
     return error_response(ErrorCode.VALIDATION_FAILED, details=validation_details(exc))
 
@@ -132,6 +155,7 @@ def _internal_error(exc: BaseException | None) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(APIException, handle_api_exception)
+    app.register_error_handler(domain_errors.DomainError, handle_domain_error)
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     for unavailable in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):

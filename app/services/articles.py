@@ -1,31 +1,49 @@
-"""Articles: the queries, the cached read, and the rules that keep the cache true.
+"""Articles: who may see and change them, the cached read, and the writes.
 
-``GET /articles/{id}`` reads through :class:`ArticleNode` (the in-process tier,
-then Redis, then the database under a load lock). Nothing in a view evicts it:
-:func:`init_app` registers ``after_commit`` rules, so every committed change to
-an article, or to its author's name, removes the node from every tier in every
-process, and a rolled-back change removes nothing.
+``get_visible`` reads through :class:`ArticleNode` (the in-process tier, then
+Redis, then the database under a load lock). Nothing here evicts it by hand:
+the cache's commit effect (registered in ``create_app``) collects
+:func:`nodes_changed_by` every flush, so each committed change to an article,
+or to its author's name, removes the node from every tier in every process,
+and a rolled-back change removes nothing.
+
+**Who sees what.** A published article is anyone's to read. A draft exists
+only for its *editors*, its author and the admins: to anyone else it is not
+found, so its id leaks nothing. Editors alone may change or delete an
+article; anyone else gets "not permitted" on a published one, and "not found"
+on a draft. :func:`is_editor` is that rule; :func:`may_read` and
+:func:`drafts_visible_to` apply it in Python and in SQL.
+
+**Versions.** Every write names, optionally, the version it read (an entity
+tag ``"<id>-<version>"``); a mismatch is :class:`VersionMismatchError`. Two writers
+racing on one version cannot both win either way: the version is checked in
+the ``UPDATE`` itself, and the loser gets :class:`EditConflictError` (or
+:class:`VersionMismatchError` if it named a version).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
-from sqlalchemy import Select, func, inspect, select
+from sqlalchemy import ColumnElement, Select, inspect, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.interfaces import ORMOption
 
-from app.api.v1 import schemas
-from app.cache import Node
-from app.cache.orm import invalidate_on_commit
+from app.cache import Manager, Node
+from app.core.domain_errors import (
+    EditConflictError,
+    NotFoundError,
+    NotPermittedError,
+    VersionMismatchError,
+)
 from app.extensions.database import get_database
-from app.models import Article, ArticleStatus, Tag, User
-
-if TYPE_CHECKING:
-    from app.cache import Manager
-    from app.core.application import APIFlask
+from app.models import Article, ArticleStatus, Tag, User, utcnow
+from app.schemas.articles import ArticleCreate, ArticleOut, ArticleQuery, ArticleUpdate
+from app.services.pagination import page_of
 
 SORTS: dict[str, tuple[Any, ...]] = {
     "created_at": (Article.created_at.asc(), Article.id.asc()),
@@ -34,8 +52,18 @@ SORTS: dict[str, tuple[Any, ...]] = {
     "-title": (Article.title.desc(), Article.id.desc()),
 }
 
+NO_SUCH_ARTICLE = "No such article (or a draft that is not yours)"
+#: Whether a write sent ``If-Match``: the tags it accepts, as a callable.
+TagMatcher = Callable[[str], bool]
 
-class ArticleNode(Node[schemas.Article]):
+#: Author and tags in a constant number of queries, however many rows.
+WITH_RELATIONS: tuple[ORMOption, ...] = (
+    joinedload(Article.author).load_only(User.id, User.name),
+    selectinload(Article.tags),
+)
+
+
+class ArticleNode(Node[ArticleOut]):
     """One article as the API shows it, cached in process and in Redis."""
 
     storages: ClassVar = ["local", "redis"]
@@ -46,86 +74,184 @@ class ArticleNode(Node[schemas.Article]):
     def key(self) -> str:
         return f"article:{self.article_id}"
 
-    def load(self) -> schemas.Article | None:
-        row = (
-            get_database()
-            .session()
-            .scalars(with_relations(select(Article).where(Article.id == self.article_id)))
-            .one_or_none()
-        )
-        return to_schema(row) if row is not None else None
+    def load(self) -> ArticleOut | None:
+        row = find(get_database().session(), self.article_id)
+        return to_out(row) if row is not None else None
+
+
+# -- what the API shows of an article -----------------------------------------------
 
 
 def with_relations(statement: Select[Article]) -> Select[Article]:
-    """Author and tags in a constant number of queries, however many rows."""
-    return statement.options(
-        joinedload(Article.author).load_only(User.id, User.name),
-        selectinload(Article.tags),
-    )
-
-
-def to_schema(row: Article) -> schemas.Article:
-    return schemas.Article(**article_fields(row))
+    """``statement`` loading each article's author and tags alongside."""
+    return statement.options(*WITH_RELATIONS)
 
 
 def article_fields(row: Article) -> dict[str, Any]:
-    """The API's fields of an article, for :class:`schemas.Article` and its subclasses."""
+    """The API's fields of an article, as plain values: the one mapping behind
+    :class:`ArticleOut`, search hits and the search index's documents."""
     return {
         "id": row.id,
         "title": row.title,
         "body": row.body,
         "tags": sorted(tag.name for tag in row.tags),
-        "status": ArticleStatus(row.status),
-        "author": schemas.Author(id=row.author.id, name=row.author.name),
+        "status": row.status,
+        "author": {"id": row.author.id, "name": row.author.name},
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "version": row.version,
     }
 
 
+def to_out(row: Article) -> ArticleOut:
+    return ArticleOut.model_validate(article_fields(row))
+
+
+def entity_tag(article: ArticleOut | Article) -> str:
+    """The version's tag (unquoted): the id and the version."""
+    return f"{article.id}-{article.version}"
+
+
+# -- who may see and change what ----------------------------------------------------
+
+
+def is_editor(viewer: User | None, author_id: int) -> bool:
+    """Editors of an article: its author and every admin. They alone see its
+    drafts and may change it."""
+    return viewer is not None and (viewer.is_admin or viewer.id == author_id)
+
+
+def may_read(viewer: User | None, status: str, author_id: int) -> bool:
+    return status == ArticleStatus.PUBLISHED or is_editor(viewer, author_id)
+
+
+def drafts_visible_to(viewer: User | None) -> list[ColumnElement[bool]]:
+    """:func:`is_editor` as SQL: the conditions that keep the drafts ``viewer`` edits."""
+    if viewer is not None and viewer.is_admin:
+        return []
+    return [Article.author_id == (viewer.id if viewer is not None else -1)]
+
+
+# -- reads --------------------------------------------------------------------------
+
+
 def find(session: Session, article_id: int) -> Article | None:
-    """The row, with its relations, for a write."""
+    """The row, with its relations."""
     return session.scalars(
         with_relations(select(Article).where(Article.id == article_id))
     ).one_or_none()
 
 
-def search(
-    session: Session, query: schemas.ArticleQuery, *, viewer: User | None
-) -> tuple[list[schemas.Article], int]:
-    """One page of articles and the total, as ``viewer`` may see them."""
-    conditions: list[Any] = []
+def get_visible(manager: Manager, article_id: int, viewer: Callable[[], User | None]) -> ArticleOut:
+    """The article through the cache, if ``viewer`` may read it. ``viewer`` is
+    asked only for a draft, so a published read costs no account lookup."""
+    article = manager.get(ArticleNode(article_id))
+    if article is None or (
+        article.status != ArticleStatus.PUBLISHED and not is_editor(viewer(), article.author.id)
+    ):
+        raise NotFoundError(NO_SUCH_ARTICLE)
+    return article
+
+
+def list_page(
+    session: Session, query: ArticleQuery, *, viewer: User | None
+) -> tuple[list[ArticleOut], int]:
+    """One page of articles and the total: published ones, or with
+    ``status=draft`` the drafts ``viewer`` edits."""
+    conditions: list[ColumnElement[bool]] = []
     if query.status == ArticleStatus.DRAFT:
         conditions.append(Article.status == ArticleStatus.DRAFT.value)
-        if viewer is None or not viewer.is_admin:
-            conditions.append(Article.author_id == (viewer.id if viewer else -1))
+        conditions.extend(drafts_visible_to(viewer))
     else:
         conditions.append(Article.status == ArticleStatus.PUBLISHED.value)
     if query.author_id is not None:
         conditions.append(Article.author_id == query.author_id)
     if query.tag is not None:
         conditions.append(Article.tags.any(Tag.name == query.tag))
-
-    rows, total = page_of(session, conditions, query.sort, query.page, query.per_page)
-    return [to_schema(row) for row in rows], total
-
-
-def page_of(
-    session: Session, conditions: Sequence[Any], sort: str, page: int, per_page: int
-) -> tuple[list[Article], int]:
-    """One page of the articles matching ``conditions``, with their relations,
-    and how many match in all."""
-    total = session.scalar(select(func.count()).select_from(Article).where(*conditions)) or 0
-    rows = session.scalars(
-        with_relations(
-            select(Article)
-            .where(*conditions)
-            .order_by(*SORTS[sort])
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
+    rows, total = page_of(
+        session,
+        Article,
+        query,
+        where=conditions,
+        order_by=SORTS[query.sort],
+        options=WITH_RELATIONS,
     )
-    return list(rows), total
+    return [to_out(row) for row in rows], total
+
+
+# -- writes -------------------------------------------------------------------------
+
+
+def create(session: Session, *, author: User, fields: ArticleCreate) -> ArticleOut:
+    """Write a new article by ``author``."""
+    row = Article(
+        author_id=author.id,
+        title=fields.title,
+        body=fields.body,
+        status=fields.status.value,
+        tags=tags_named(session, fields.tags),
+    )
+    row.author = author
+    session.add(row)
+    session.commit()
+    return to_out(row)
+
+
+def update(
+    session: Session,
+    article_id: int,
+    *,
+    actor: User,
+    changes: ArticleUpdate,
+    if_match: TagMatcher | None = None,
+) -> ArticleOut:
+    """Apply the fields ``changes`` carries; the others keep their values."""
+    row = _writable(session, article_id, actor, if_match)
+    if changes.title is not None:
+        row.title = changes.title
+    if changes.body is not None:
+        row.body = changes.body
+    if changes.tags is not None:
+        row.tags = tags_named(session, changes.tags)
+    if changes.status is not None:
+        row.status = changes.status.value
+    if session.is_modified(row):
+        row.updated_at = utcnow()  # an UPDATE even when only tags changed: the version moves
+        _commit(session, if_match)
+    return to_out(row)
+
+
+def delete(
+    session: Session, article_id: int, *, actor: User, if_match: TagMatcher | None = None
+) -> None:
+    session.delete(_writable(session, article_id, actor, if_match))
+    _commit(session, if_match)
+
+
+def _writable(
+    session: Session, article_id: int, actor: User, if_match: TagMatcher | None
+) -> Article:
+    """The row, if ``actor`` edits it and ``if_match`` (if given) accepts its version."""
+    row = find(session, article_id)
+    if row is None or not may_read(actor, row.status, row.author_id):
+        raise NotFoundError(NO_SUCH_ARTICLE)
+    if not is_editor(actor, row.author_id):
+        raise NotPermittedError("Only the author or an admin may change this article")
+    if if_match is not None and not if_match(entity_tag(row)):
+        raise VersionMismatchError(
+            "The article changed since that ETag; fetch it again", current_tag=entity_tag(row)
+        )
+    return row
+
+
+def _commit(session: Session, if_match: TagMatcher | None) -> None:
+    try:
+        session.commit()
+    except StaleDataError:
+        session.rollback()
+        if if_match is not None:
+            raise VersionMismatchError("The article changed meanwhile; fetch it again") from None
+        raise EditConflictError("The article changed meanwhile; fetch it again and retry") from None
 
 
 def tags_named(session: Session, names: Sequence[str]) -> list[Tag]:
@@ -143,24 +269,45 @@ def tags_named(session: Session, names: Sequence[str]) -> list[Tag]:
     return [by_name[name] for name in unique]
 
 
-def _nodes_for_article(article: Article) -> Iterable[ArticleNode]:
-    return [ArticleNode(article.id)]
+# -- what a flush changed (for the commit effects) ----------------------------------
 
 
-def _nodes_for_author(user: User) -> Iterable[ArticleNode]:
-    """A renamed author changes how each of their articles reads."""
-    state = inspect(user)
-    if not state.attrs.name.history.deleted:  # inserted, or the name did not change
+def author_renamed(session: Session, user: User) -> bool:
+    """Whether this flush changes an existing account's name, which every one of
+    its articles shows."""
+    return user not in session.new and inspect(user).attrs.name.history.has_changes()
+
+
+def articles_touched(session: Session) -> set[int]:
+    """The ids of the articles whose API view this flush changes: the articles
+    written or deleted, and every article of a renamed author."""
+    article_ids: set[int] = set()
+    renamed: list[int] = []
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, Article):
+            article_ids.add(row.id)
+        elif isinstance(row, User) and author_renamed(session, row):
+            renamed.append(row.id)
+    if renamed:
+        article_ids.update(
+            session.scalars(select(Article.id).where(Article.author_id.in_(renamed)))
+        )
+    return article_ids
+
+
+def articles_of_deleted_authors(session: Session) -> list[int]:
+    """Before a flush: the articles that the database will delete by cascade with
+    their author, which the ORM never sees go."""
+    authors = [row.id for row in session.deleted if isinstance(row, User)]
+    if not authors:
         return []
-    session = state.session
-    if session is None:
-        return []
-    ids = session.scalars(select(Article.id).where(Article.author_id == user.id))
-    return [ArticleNode(article_id) for article_id in ids]
+    return list(session.scalars(select(Article.id).where(Article.author_id.in_(authors))))
 
 
-def init_app(app: APIFlask) -> None:
-    manager: Manager = app.extensions["cache"]
-    manager.validate(ArticleNode)
-    invalidate_on_commit(manager, Article, _nodes_for_article)
-    invalidate_on_commit(manager, User, _nodes_for_author)
+def nodes_changed_by(session: Session) -> Iterable[ArticleNode]:
+    """The cache's share of a flush: the node of every article it touched."""
+    return [ArticleNode(article_id) for article_id in articles_touched(session)]
+
+
+def nodes_deleted_with_authors(session: Session) -> Iterable[ArticleNode]:
+    return [ArticleNode(article_id) for article_id in articles_of_deleted_authors(session)]

@@ -18,39 +18,31 @@ upserted whole (idempotent); drafts and deleted articles are deleted from the
 index. The outbox rows seen under the lock are deleted only once Meilisearch
 confirms the task; a failed or unconfirmed attempt leaves them, backed off.
 
-**Reindex** (:func:`reindex`) walks every article in id order through the same
-delivery, recording a checkpoint after each confirmed batch so a stopped run
-resumes, then removes documents whose article no longer exists.
+**Reindex** (:mod:`app.services.reindexing`) walks every article through the
+same delivery.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from sqlalchemy import (
-    ColumnElement,
-    case,
-    delete,
-    event,
-    false,
-    func,
-    insert,
-    inspect,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, case, delete, false, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Session
 
 from app.extensions.search import ArticleIndex, SearchUnavailable
-from app.models import Article, ArticleStatus, SearchOutbox, SearchReindex, User, utcnow
-from app.services.articles import with_relations
+from app.models import Article, ArticleStatus, SearchOutbox, utcnow
+from app.services.articles import (
+    article_fields,
+    articles_of_deleted_authors,
+    articles_touched,
+    with_relations,
+)
 
 if TYPE_CHECKING:
     from app.core.application import APIFlask
@@ -64,9 +56,6 @@ INDEX_TASK = "app.tasks.search.index_articles"
 BACKOFF_CAP = timedelta(hours=1)
 #: An outbox row still failing after this many attempts is logged as an error.
 ATTEMPTS_BEFORE_ALARM = 10
-
-_PENDING = "search_outbox_article_ids"
-_DELETED_AUTHORS = "search_outbox_deleted_author_articles"
 
 
 @dataclass
@@ -87,15 +76,6 @@ class Sweep:
 
 
 @dataclass
-class Reindex:
-    indexed: int
-    removed: int
-    orphans_removed: int
-    resumed_from: int
-    seconds: float
-
-
-@dataclass
 class Backlog:
     pending: int
     failing: int
@@ -108,87 +88,56 @@ class Backlog:
 
 
 def document(row: Article) -> dict[str, Any]:
-    """The index's document of a published article: the API's fields, plus
-    numeric timestamps to sort on."""
-    return {
-        "id": row.id,
-        "title": row.title,
-        "body": row.body,
-        "tags": sorted(tag.name for tag in row.tags),
-        "status": row.status,
-        "author": {"id": row.author.id, "name": row.author.name},
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-        "version": row.version,
-        "created_at_ts": row.created_at.timestamp(),
-        "updated_at_ts": row.updated_at.timestamp(),
-    }
+    """The index's document of a published article: the API's fields
+    (:func:`~app.services.articles.article_fields`), as JSON, plus numeric
+    timestamps to sort on."""
+    fields = article_fields(row)
+    fields["created_at"] = row.created_at.isoformat()
+    fields["updated_at"] = row.updated_at.isoformat()
+    fields["created_at_ts"] = row.created_at.timestamp()
+    fields["updated_at_ts"] = row.updated_at.timestamp()
+    return fields
 
 
 # -- writing the outbox -------------------------------------------------------
 
 
-def init_app(app: APIFlask) -> None:
-    """Record outbox rows for every session of this app; send them after commit."""
-    factory = app.extensions["database"].session.session_factory
-    grace = timedelta(seconds=app.settings.search_outbox_grace)
+class Outbox:
+    """The search outbox's commit effect: rows written in the write's own
+    transaction, and the indexing task sent once it commits."""
 
-    def after_commit(session: Session) -> None:
-        article_ids: set[int] = session.info.pop(_PENDING, set())
-        if article_ids:
-            _send_index_task(app, sorted(article_ids))
+    def __init__(self, app: APIFlask) -> None:
+        self.app = app
+        self.grace = timedelta(seconds=app.settings.search_outbox_grace)
 
-    event.listen(factory, "before_flush", _remember_deleted_authors)
+    def record_deleted_authors(self, session: Session) -> list[int]:
+        """Before a flush: rows for the articles a cascade will delete with their author."""
+        return self._write(session, articles_of_deleted_authors(session))
 
-    def after_flush(session: Session, _flush: UOWTransaction) -> None:
-        _record(session, grace)
+    def record(self, session: Session) -> list[int]:
+        """After a flush: rows for every article it touched."""
+        return self._write(session, articles_touched(session))
 
-    event.listen(factory, "after_flush", after_flush)
-    event.listen(factory, "after_commit", after_commit)
-    event.listen(factory, "after_rollback", _forget)
+    def send(self, article_ids: list[int]) -> None:
+        """After the commit: ask a worker to deliver them now."""
+        _send_index_task(self.app, sorted(set(article_ids)))
 
-
-def _remember_deleted_authors(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
-    """The database deletes an author's articles by cascade, so the ORM never
-    sees them go: note their ids before the author's row is deleted."""
-    authors = [row.id for row in session.deleted if isinstance(row, User)]
-    if authors:
-        ids = session.scalars(select(Article.id).where(Article.author_id.in_(authors)))
-        session.info.setdefault(_DELETED_AUTHORS, set()).update(ids)
-
-
-def _record(session: Session, grace: timedelta) -> None:
-    article_ids: set[int] = session.info.pop(_DELETED_AUTHORS, set())
-    renamed: list[int] = []
-    for row in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(row, Article):
-            article_ids.add(row.id)
-        elif (
-            isinstance(row, User)
-            and row not in session.new
-            and inspect(row).attrs.name.history.has_changes()
-        ):
-            renamed.append(row.id)
-    if renamed:
-        article_ids.update(
-            session.scalars(select(Article.id).where(Article.author_id.in_(renamed)))
-        )
-    if not article_ids:
-        return
-    now = utcnow()
-    session.connection().execute(
-        insert(SearchOutbox),
-        [
-            {"article_id": article_id, "created_at": now, "next_attempt_at": now + grace}
-            for article_id in sorted(article_ids)
-        ],
-    )
-    session.info.setdefault(_PENDING, set()).update(article_ids)
-
-
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-    session.info.pop(_DELETED_AUTHORS, None)
+    def _write(self, session: Session, article_ids: Iterable[int]) -> list[int]:
+        ids = sorted(set(article_ids))
+        if ids:
+            now = utcnow()
+            session.connection().execute(
+                insert(SearchOutbox),
+                [
+                    {
+                        "article_id": article_id,
+                        "created_at": now,
+                        "next_attempt_at": now + self.grace,
+                    }
+                    for article_id in ids
+                ],
+            )
+        return ids
 
 
 def _send_index_task(app: APIFlask, article_ids: list[int]) -> None:
@@ -366,101 +315,6 @@ def backlog(session: Session) -> Backlog:
         max_attempts=max_attempts or 0,
         last_error=last_error,
     )
-
-
-# -- reindexing ---------------------------------------------------------------
-
-
-def reindex(
-    session: Session,
-    index: ArticleIndex,
-    *,
-    batch_size: int,
-    lease: timedelta,
-    restart: bool = False,
-    on_start: Callable[[int], None] | None = None,
-    on_batch: Callable[[int], None] | None = None,
-) -> Reindex:
-    """Send every article to the index, in id order, a batch at a time.
-
-    After each confirmed batch the checkpoint (:class:`~app.models.SearchReindex`)
-    moves on, so a run that stops (Meilisearch down, the process killed) resumes
-    where it stopped, unless ``restart``. Then documents whose article no longer
-    exists are removed. The index's settings are applied first (idempotent);
-    when that finds the index gone, the run starts from the first article. ``on_start`` gets the number of articles to go;
-    ``on_batch`` the size of each batch done.
-    """
-    started = time.perf_counter()
-    # A lost or new index gets its settings before any document, and a run that
-    # finds the index gone starts from the first article, checkpoint or not.
-    lost = index.apply_settings().created
-    checkpoint = session.get(SearchReindex, index.uid)
-    if checkpoint is None or restart or lost or checkpoint.finished_at is not None:
-        checkpoint = session.merge(
-            SearchReindex(
-                index_uid=index.uid,
-                last_article_id=0,
-                indexed=0,
-                removed=0,
-                started_at=utcnow(),
-                finished_at=None,
-            )
-        )
-    resumed_from = checkpoint.last_article_id
-    session.commit()
-    if on_start is not None:
-        remaining = session.scalar(
-            select(func.count()).select_from(Article).where(Article.id > resumed_from)
-        )
-        on_start(remaining or 0)
-
-    last = resumed_from
-    while True:
-        ids = list(
-            session.scalars(
-                select(Article.id).where(Article.id > last).order_by(Article.id).limit(batch_size)
-            )
-        )
-        session.commit()
-        if not ids:
-            break
-        delivery = deliver(session, index, ids, lease=lease)
-        last = ids[-1]
-        checkpoint.last_article_id = last
-        checkpoint.indexed += delivery.indexed
-        checkpoint.removed += delivery.removed
-        session.commit()
-        if on_batch is not None:
-            on_batch(len(ids))
-
-    orphans = _orphans(session, index, batch_size)
-    for start in range(0, len(orphans), batch_size):
-        deliver(session, index, orphans[start : start + batch_size], lease=lease)
-    checkpoint.finished_at = utcnow()
-    session.commit()
-    return Reindex(
-        indexed=checkpoint.indexed,
-        removed=checkpoint.removed,
-        orphans_removed=len(orphans),
-        resumed_from=resumed_from,
-        seconds=time.perf_counter() - started,
-    )
-
-
-def _orphans(session: Session, index: ArticleIndex, batch_size: int) -> list[int]:
-    """Documents in the index whose article is gone or no longer published."""
-    orphans: list[int] = []
-    for ids in list(index.document_ids(batch_size)):
-        published = set(
-            session.scalars(
-                select(Article.id).where(
-                    Article.id.in_(ids), Article.status == ArticleStatus.PUBLISHED.value
-                )
-            )
-        )
-        orphans.extend(i for i in ids if i not in published)
-    session.commit()
-    return orphans
 
 
 def lease_for(settings: Settings) -> timedelta:

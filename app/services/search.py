@@ -27,12 +27,14 @@ from meilisearch.errors import MeilisearchApiError
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import Session
 
-from app.api.v1 import schemas
 from app.core.error_codes import ErrorCode
 from app.core.exceptions import ServiceUnavailable
 from app.extensions.search import ArticleIndex, SearchUnavailable
 from app.models import Article, ArticleStatus, Tag
-from app.services.articles import article_fields, page_of
+from app.schemas.articles import ArticleOut
+from app.schemas.search import Highlighted, SearchHit, SearchPage, SearchQuery
+from app.services.articles import SORTS, WITH_RELATIONS, article_fields
+from app.services.pagination import page_of
 
 log = logging.getLogger("app.search")
 
@@ -52,16 +54,14 @@ _MARK_POST = "\ue001"
 RETRY_AFTER = 5
 
 
-def search(
-    session: Session, index: ArticleIndex | None, query: schemas.SearchQuery
-) -> schemas.SearchPage:
+def search(session: Session, index: ArticleIndex | None, query: SearchQuery) -> SearchPage:
     """Search with Meilisearch when there is an index, else in the database."""
     if index is None:
         return search_database(session, query)
     return search_index(index, query)
 
 
-def search_index(index: ArticleIndex, query: schemas.SearchQuery) -> schemas.SearchPage:
+def search_index(index: ArticleIndex, query: SearchQuery) -> SearchPage:
     try:
         result = index.search(query.q, meilisearch_params(query))
     except SearchUnavailable as exc:
@@ -77,7 +77,7 @@ def search_index(index: ArticleIndex, query: schemas.SearchQuery) -> schemas.Sea
             headers={"Retry-After": str(RETRY_AFTER)},
         ) from None
     items = [_hit(hit, highlighted=bool(query.q)) for hit in result["hits"]]
-    return schemas.SearchPage(
+    return SearchPage(
         items=items,
         query=query.q,
         page=query.page,
@@ -87,7 +87,7 @@ def search_index(index: ArticleIndex, query: schemas.SearchQuery) -> schemas.Sea
     )
 
 
-def meilisearch_params(query: schemas.SearchQuery) -> dict[str, Any]:
+def meilisearch_params(query: SearchQuery) -> dict[str, Any]:
     """The body of ``POST /indexes/{uid}/search`` for this query (without ``q``)."""
     filters = ['status = "published"']
     if query.tag is not None:
@@ -116,15 +116,15 @@ def filter_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _hit(hit: dict[str, Any], *, highlighted: bool) -> schemas.SearchHit:
-    fields = {name: hit[name] for name in schemas.Article.model_fields}
+def _hit(hit: dict[str, Any], *, highlighted: bool) -> SearchHit:
+    fields = {name: hit[name] for name in ArticleOut.model_fields}
     formatted: dict[str, Any] | None = hit.get("_formatted") if highlighted else None
     if formatted:
         fields["formatted"] = {
             name: _escape_marked(formatted.get(name, hit[name]), raw=hit[name])
             for name in ("title", "body")
         }
-    return schemas.SearchHit.model_validate(fields)
+    return SearchHit.model_validate(fields)
 
 
 def _escape_marked(text: str, *, raw: str) -> str:
@@ -139,7 +139,7 @@ def _escape_marked(text: str, *, raw: str) -> str:
     )
 
 
-def search_database(session: Session, query: schemas.SearchQuery) -> schemas.SearchPage:
+def search_database(session: Session, query: SearchQuery) -> SearchPage:
     started = time.perf_counter()
     conditions: list[ColumnElement[bool]] = [Article.status == ArticleStatus.PUBLISHED.value]
     if query.q:
@@ -151,11 +151,16 @@ def search_database(session: Session, query: schemas.SearchQuery) -> schemas.Sea
         )
     if query.tag is not None:
         conditions.append(Article.tags.any(Tag.name == query.tag))
-    rows, total = page_of(session, conditions, "-created_at", query.page, query.per_page)
-    items = [
-        schemas.SearchHit(**article_fields(row), formatted=highlight(row, query.q)) for row in rows
-    ]
-    return schemas.SearchPage(
+    rows, total = page_of(
+        session,
+        Article,
+        query,
+        where=conditions,
+        order_by=SORTS["-created_at"],
+        options=WITH_RELATIONS,
+    )
+    items = [SearchHit(**article_fields(row), formatted=highlight(row, query.q)) for row in rows]
+    return SearchPage(
         items=items,
         query=query.q,
         page=query.page,
@@ -165,11 +170,11 @@ def search_database(session: Session, query: schemas.SearchQuery) -> schemas.Sea
     )
 
 
-def highlight(row: Article, q: str) -> schemas.Highlighted | None:
+def highlight(row: Article, q: str) -> Highlighted | None:
     if not q:
         return None
     pattern = re.compile(re.escape(q), re.IGNORECASE)
-    return schemas.Highlighted(
+    return Highlighted(
         title=_mark(pattern, row.title), body=_mark(pattern, _crop(pattern, row.body))
     )
 

@@ -13,7 +13,7 @@ from celery import shared_task
 from app.core.application import current_settings
 from app.extensions.database import get_database
 from app.extensions.search import SearchUnavailable, get_index
-from app.services import indexing
+from app.services import indexing, reindexing
 
 log = logging.getLogger("app.tasks")
 
@@ -68,7 +68,7 @@ def reindex() -> int:
     index = get_index()
     if index is None:
         return 0
-    result = indexing.reindex(
+    result = reindexing.reindex(
         get_database().session(), index, **indexing.batching(current_settings())
     )
     log.info(

@@ -1,25 +1,31 @@
-"""``/api/v1``: the contract in ``docs/api.md``. One module per resource."""
+"""``/api/v1``: the contract in ``docs/api.md``. One module per resource.
+
+Every module of this package that defines a blueprint named ``bp`` is
+registered under ``/api/v1``, in alphabetical order: adding
+``app/api/v1/comments.py`` is all it takes to serve its routes.
+"""
 
 from __future__ import annotations
 
-from typing import cast
+import importlib
+import pkgutil
 
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint
 
-from app.api.v1 import articles, auth, docs, health, users
-from app.core.application import APIBlueprint, APIFlask
-from app.extensions.search import is_enabled as search_is_enabled
-from app.services import articles as article_service
-from app.services import indexing
+from app.core.application import APIBlueprint
+
+
+def resource_blueprints() -> list[Blueprint]:
+    """The ``bp`` of every module in this package, by module name."""
+    found: list[Blueprint] = []
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        blueprint = getattr(module, "bp", None)
+        if isinstance(blueprint, Blueprint):
+            found.append(blueprint)
+    return found
+
 
 api_v1 = APIBlueprint("api_v1", __name__, url_prefix="/api/v1")
-for module in (health, auth, users, articles, docs):
-    api_v1.register_blueprint(module.bp)
-
-
-@api_v1.record_once
-def _start_services(state: BlueprintSetupState) -> None:
-    app = cast("APIFlask", state.app)
-    article_service.init_app(app)
-    if search_is_enabled(app.settings):
-        indexing.init_app(app)
+for resource in resource_blueprints():
+    api_v1.register_blueprint(resource)
