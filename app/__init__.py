@@ -1,5 +1,12 @@
 """The application package. :func:`create_app` is the factory; read it as the
-table of contents of the app."""
+table of contents of the app: settings, logging, extensions, services, error
+handlers, blueprints, commands.
+
+The layers import downwards only (``docs/architecture.md``; import-linter
+checks it): ``api``, ``commands`` and ``tasks`` → ``services`` → ``schemas``,
+``cache``, ``models``, ``extensions``, ``auth`` → ``core``. This package, at
+the top, wires them together.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +16,18 @@ from pathlib import Path
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import extensions
+from app import extensions, tasks
 from app.api import register_blueprints
+from app.cache import EvictOnCommit
 from app.commands import register_commands
 from app.core import logging as app_logging
 from app.core import request_id, security_headers
 from app.core.application import APIFlask
 from app.core.errors import register_error_handlers
 from app.core.settings import Settings, SettingsError, load_settings
+from app.extensions.database import Database
+from app.extensions.search import is_enabled as search_is_enabled
+from app.services import articles, indexing
 
 __all__ = ["create_app"]
 
@@ -52,10 +63,36 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app_logging.init_app(app)
     security_headers.init_app(app)
     _init_extensions(app)
+    _init_services(app)
     register_error_handlers(app)
     register_blueprints(app)
     register_commands(app)
     return app
+
+
+def _init_services(app: APIFlask) -> None:
+    """The services' wiring: the cached nodes, the background tasks, and every
+    side effect of a commit, all registered here (``docs/architecture.md`` has
+    them as one table)."""
+    database: Database = app.extensions["database"]
+    cache = app.extensions["cache"]
+    tasks.register(app.extensions["celery"])
+
+    evict = EvictOnCommit(cache, articles.nodes_changed_by)
+    database.on_commit(
+        "cache",
+        collect_before_flush=articles.nodes_deleted_with_authors,
+        collect=evict.collect,
+        act=evict.act,
+    )
+    if search_is_enabled(app.settings):
+        outbox = indexing.Outbox(app)
+        database.on_commit(
+            "search outbox",
+            collect_before_flush=outbox.record_deleted_authors,
+            collect=outbox.record,
+            act=outbox.send,
+        )
 
 
 def _make_instance_folder(settings: Settings) -> Path:

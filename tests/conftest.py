@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from app import create_app, migrations
 from app.cache.manager import _live_managers  # pyright: ignore[reportPrivateUsage]
-from app.cache.orm import forget_rules
 from app.core.application import APIFlask
 from app.core.settings import Settings
 from app.extensions.database import create_database_engine
@@ -78,7 +77,6 @@ def _close_cache_managers() -> Iterator[None]:
     """Stop every cache listener a test started, so none outlives its test."""
     yield
     for manager in list(_live_managers):
-        forget_rules(manager)
         manager.close()
 
 

@@ -5,13 +5,14 @@ from app.cache.decorator import cached
 from app.cache.local_storage import LocalStorage
 from app.cache.manager import Manager
 from app.cache.node import Node, NodeDefinitionError
-from app.cache.orm import invalidate_on_commit
+from app.cache.orm import EvictOnCommit, changed_rows
 from app.cache.redis_storage import RedisStorage
 from app.cache.serializer import JSONSerializer
 from app.cache.storage import CacheConfigurationError, NullStorage, Storage
 
 __all__ = [
     "CacheConfigurationError",
+    "EvictOnCommit",
     "JSONSerializer",
     "LocalStorage",
     "Manager",
@@ -21,5 +22,5 @@ __all__ = [
     "RedisStorage",
     "Storage",
     "cached",
-    "invalidate_on_commit",
+    "changed_rows",
 ]

@@ -15,7 +15,6 @@ worker; retries back off exponentially with jitter, capped.
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -109,7 +108,6 @@ def init_app(app: APIFlask) -> None:
     celery.config_from_object(celery_config(app.settings))
     celery.set_default()
     app.extensions["celery"] = celery
-    importlib.import_module("app.tasks")  # registers the tasks with this app
 
 
 def get_celery() -> Celery:

@@ -3,18 +3,35 @@
 SQLite (a file under the instance folder) is the embedded default; MySQL/MariaDB
 is reached through PyMySQL with ``utf8mb4``, strict SQL mode and UTC. The pool
 pre-pings and recycles connections, and its sizes come from the settings.
+
+**Commit effects.** Work that must follow a commit (evicting cached values,
+sending an indexing task) registers here, on the app's own session factory,
+through :meth:`Database.on_commit`; ``create_app`` shows every registration:
+
+```python
+database.on_commit("cache", collect=nodes_changed_by, act=manager.remove_many)
+```
+
+``collect(session)`` runs after each flush, inside the transaction, and returns
+what the flush changed that matters to the effect (it may also write to the
+transaction: the search outbox does). Once the transaction commits, ``act``
+gets everything its ``collect`` returned, once. A rolled-back transaction runs
+no ``act`` and forgets what was collected, so a failed write triggers nothing.
+An ``act`` that raises is logged, never raised: the commit has happened.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from flask import current_app
 from flask import globals as flask_globals
 from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.orm import Session, UOWTransaction, scoped_session, sessionmaker
 
 if TYPE_CHECKING:
     from sqlite3 import Connection as SQLiteConnection
@@ -24,19 +41,95 @@ if TYPE_CHECKING:
     from app.core.application import APIFlask
     from app.core.settings import Settings
 
+log = logging.getLogger("app.database")
+
 #: Strict mode: MySQL rejects bad values instead of truncating them with a warning.
 MYSQL_SQL_MODE = "TRADITIONAL,NO_ENGINE_SUBSTITUTION"
 
+ItemT = TypeVar("ItemT")
+
+#: Where a session keeps what each effect collected, until commit or rollback.
+_COLLECTED = "commit_effects_collected"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitEffect(Generic[ItemT]):
+    """One registered "after this commit, do X": see the module's docstring."""
+
+    name: str
+    collect: Callable[[Session], Iterable[ItemT]]
+    act: Callable[[list[ItemT]], None]
+    #: Runs before each flush, for what the flush will make unreadable (the
+    #: articles a cascade deletes with their author); its items join ``collect``'s.
+    collect_before_flush: Callable[[Session], Iterable[ItemT]] | None = None
+
 
 class Database:
-    """The engine and the app-context-scoped session of one app."""
+    """The engine, the app-context-scoped session and the commit effects of one app."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.session_factory = sessionmaker(bind=engine, expire_on_commit=False)
         self.session: scoped_session[Session] = scoped_session(
-            sessionmaker(bind=engine, expire_on_commit=False),
-            scopefunc=_app_context_id,
+            self.session_factory, scopefunc=_app_context_id
         )
+        self._effects: list[CommitEffect[Any]] = []
+        event.listen(self.session_factory, "before_flush", self._before_flush)
+        event.listen(self.session_factory, "after_flush", self._after_flush)
+        event.listen(self.session_factory, "after_commit", self._after_commit)
+        event.listen(self.session_factory, "after_rollback", self._after_rollback)
+
+    def on_commit(
+        self,
+        name: str,
+        *,
+        collect: Callable[[Session], Iterable[ItemT]],
+        act: Callable[[list[ItemT]], None],
+        collect_before_flush: Callable[[Session], Iterable[ItemT]] | None = None,
+    ) -> None:
+        """After each commit of this app's sessions, ``act`` on what ``collect``
+        found in its flushes. Effects run in the order they were registered."""
+        if any(effect.name == name for effect in self._effects):
+            raise ValueError(f"a commit effect named {name!r} is registered already")
+        self._effects.append(CommitEffect(name, collect, act, collect_before_flush))
+
+    @property
+    def commit_effects(self) -> tuple[CommitEffect[Any], ...]:
+        """The registered effects, in the order they run."""
+        return tuple(self._effects)
+
+    def _collected(self, session: Session) -> dict[str, list[Any]]:
+        collected: dict[str, list[Any]] = session.info.setdefault(_COLLECTED, {})
+        return collected
+
+    def _before_flush(self, session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+        for effect in self._effects:
+            if effect.collect_before_flush is not None:
+                items = list(effect.collect_before_flush(session))
+                if items:
+                    self._collected(session).setdefault(effect.name, []).extend(items)
+
+    def _after_flush(self, session: Session, _flush: UOWTransaction) -> None:
+        for effect in self._effects:
+            items = list(effect.collect(session))
+            if items:
+                self._collected(session).setdefault(effect.name, []).extend(items)
+
+    def _after_commit(self, session: Session) -> None:
+        collected: dict[str, list[Any]] = session.info.pop(_COLLECTED, {})
+        if not collected:
+            return
+        for effect in self._effects:
+            items = collected.get(effect.name)
+            if not items:
+                continue
+            try:
+                effect.act(items)
+            except Exception:  # the commit happened; an effect's fault must not undo the request
+                log.exception("commit effect %s failed after commit", effect.name)
+
+    def _after_rollback(self, session: Session) -> None:
+        session.info.pop(_COLLECTED, None)
 
     def ping(self) -> None:
         """Run ``SELECT 1``; raises if the database cannot be reached."""
