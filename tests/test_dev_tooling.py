@@ -61,6 +61,7 @@ def test_pre_commit_runs_the_projects_linters_and_the_standard_checks() -> None:
         "ruff",
         "black",
         "pyright",
+        "import-linter",
         "trailing-whitespace",
         "end-of-file-fixer",
         "check-yaml",
@@ -73,8 +74,8 @@ def test_pre_commit_runs_the_projects_linters_and_the_standard_checks() -> None:
 
 
 def test_linters_run_from_the_locked_environment() -> None:
-    """ruff, black, pyright and cz are the .venv's, so pdm.lock sets their versions."""
-    for hook_id in ("ruff", "black", "pyright", "commitizen"):
+    """ruff, black, pyright, lint-imports and cz are the .venv's, so pdm.lock sets their versions."""
+    for hook_id in ("ruff", "black", "pyright", "import-linter", "commitizen"):
         hook = _hooks()[hook_id]
         assert hook["language"] == "system"
         executable = hook["entry"].split()[0]
