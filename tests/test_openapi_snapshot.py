@@ -1,6 +1,7 @@
-"""The OpenAPI document, byte for byte: a refactor that changes any operation,
-schema, parameter or operation id fails here. After a deliberate change to the
-contract, regenerate the snapshot and review its diff:
+"""The OpenAPI document, byte for byte, against the committed contract
+(``docs/contract/openapi.json``): a change to any operation, schema, parameter
+or operation id fails here until the contract file says so too. After a
+deliberate change to the contract, regenerate it and review its diff:
 
     PYTHONPATH=. .venv/bin/python -m tests.test_openapi_snapshot
 """
@@ -14,7 +15,7 @@ from typing import Any
 from app import create_app
 from app.core.settings import Settings
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "openapi.json"
+SNAPSHOT = Path(__file__).resolve().parent.parent / "docs" / "contract" / "openapi.json"
 
 
 def current_document(settings: Settings) -> dict[str, Any]:
