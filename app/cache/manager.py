@@ -453,10 +453,10 @@ class Manager:
                 # No lock, but still the generation check: if the key is
                 # invalidated during this load, its value is not stored.
                 try:
-                    observed: Lock | None = shared.observe(key)
+                    generation: Lock | None = shared.read_generation(key)
                 except StorageUnavailable:
-                    observed = None
-                return self._load_and_store(node, plan, key, observed)
+                    generation = None
+                return self._load_and_store(node, plan, key, generation)
             # A holder that died publishes nothing: wake when its lock expires.
             watch.wait(min(remaining, lock.expires_in + 0.005))
             stored = self._read_coordinator(plan, key)  # woken: filled, or the lock was freed
@@ -688,8 +688,8 @@ class Manager:
                 with suppress(StorageUnavailable):
                     storage.report(_process_name(), snapshot, STATS_INTERVAL * 3)
 
-    def _on_trust(self, trusted: bool) -> None:
-        if trusted:
+    def _on_trust(self, safe: bool) -> None:
+        if safe:
             # Invalidations may have been missed while unsubscribed: start afresh.
             self._epoch += 1
             for storage in self._storages.values():
@@ -699,7 +699,7 @@ class Manager:
 
     def _update_trust(self) -> None:
         self._local_trusted = all(
-            storage.trusted
+            storage.local_copies_safe
             for storage in self._storages.values()
             if isinstance(storage, SharedStorage)
         )

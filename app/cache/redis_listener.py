@@ -5,7 +5,7 @@ One daemon thread per storage, ``cache-listener``, subscribed to two channels:
 ``<prefix>:filled`` wakes the callers waiting for a key. It speaks RESP2,
 pinned (redis-py 8 defaults to RESP3, whose pub/sub replies differ), on a
 connection pool of its own. While it is not subscribed the storage is not
-``trusted``, and waiters poll instead of waiting for a notice.
+``local_copies_safe``, and waiters poll instead of waiting for a notice.
 """
 
 # redis-py's annotations leave many return types unknown; strict mode would

@@ -10,8 +10,8 @@
   local tier; ``<prefix>:filled`` wakes the callers waiting for a key.
   The listener (:mod:`app.cache.redis_listener`) runs on RESP2, pinned (redis-py 8
   defaults to RESP3, whose pub/sub replies differ). While it is not subscribed
-  the storage is not ``trusted``, and the manager reads through the local
-  tiers to Redis.
+  the storage is not ``local_copies_safe``, and the manager reads through the
+  local tiers to Redis.
 * **Outages**: the first failure marks Redis down for ``retry_interval``;
   meanwhile calls fail fast with :class:`StorageUnavailable` and cost nothing.
   One warning when it goes down, one line when it is back. Invalidations that
@@ -97,7 +97,7 @@ class RedisStorage(SharedStorage):
     # -- health -------------------------------------------------------------
 
     @property
-    def trusted(self) -> bool:
+    def local_copies_safe(self) -> bool:
         listener = self._listener
         return listener is not None and listener.subscribed
 
@@ -204,7 +204,7 @@ class RedisStorage(SharedStorage):
 
     # -- loading ------------------------------------------------------------
 
-    def observe(self, key: str) -> Lock:
+    def read_generation(self, key: str) -> Lock:
         """The key's generation now, without a lock: a caller that loads without
         the lock stores through :meth:`store_loaded` with it, so its value is
         dropped too if the key is invalidated meanwhile."""
@@ -339,10 +339,10 @@ class RedisStorage(SharedStorage):
     ) -> None:
         self._prefix = prefix
 
-        def trust(trusted: bool) -> None:
-            if trusted:
+        def trust(safe: bool) -> None:
+            if safe:
                 self._on_subscribed()
-            on_trust(trusted)
+            on_trust(safe)
 
         def tick() -> None:
             if self._pending:  # Redis answers the listener: send what is queued
