@@ -3,7 +3,7 @@ and invalidated across every process. See ``docs/cache.md``."""
 
 from app.cache.decorator import cached
 from app.cache.local_storage import LocalStorage
-from app.cache.manager import Manager
+from app.cache.manager import Manager, close_all
 from app.cache.node import Node, NodeDefinitionError
 from app.cache.orm import invalidate_on_commit
 from app.cache.redis_storage import RedisStorage
@@ -21,5 +21,6 @@ __all__ = [
     "RedisStorage",
     "Storage",
     "cached",
+    "close_all",
     "invalidate_on_commit",
 ]

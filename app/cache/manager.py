@@ -379,6 +379,15 @@ class Manager:
 _live_managers: weakref.WeakSet[Manager] = weakref.WeakSet()
 
 
+def close_all() -> list[Manager]:
+    """Close every manager alive in this process (stopping their listeners), and
+    return them. For tests and teardown: a closed manager must not be used again."""
+    managers = list(_live_managers)
+    for manager in managers:
+        manager.close()
+    return managers
+
+
 def _after_fork_in_child() -> None:
     """gunicorn --preload, Celery prefork: each child starts clean. Its local
     tiers are empty, its locks new, and its listener restarts on first use."""
