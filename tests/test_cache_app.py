@@ -19,7 +19,8 @@ from conftest import REDIS_URL, SettingsFactory
 import app.cache.invalidation as invalidation_module
 from app import create_app
 from app.cache import CacheConfigurationError, LocalStorage, Node, NullStorage, RedisStorage, cached
-from app.extensions.cache import app_node_classes, get_cache, total_stats
+from app.commands.cache import total_stats
+from app.extensions.cache import app_node_classes, get_cache
 
 fork = multiprocessing.get_context("fork")
 
