@@ -20,7 +20,7 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session
 
 from app import create_app, migrations
-from app.cache.manager import _live_managers  # pyright: ignore[reportPrivateUsage]
+from app.cache import close_all
 from app.core.application import APIFlask
 from app.core.settings import Settings
 from app.extensions.database import create_database_engine
@@ -76,8 +76,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 def _close_cache_managers() -> Iterator[None]:
     """Stop every cache listener a test started, so none outlives its test."""
     yield
-    for manager in list(_live_managers):
-        manager.close()
+    close_all()
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ import redis
 from cache_support import Article, ArticleNode, Source, loads, make_manager
 from conftest import REDIS_URL, SettingsFactory
 
-import app.cache.manager as manager_module
+import app.cache.invalidation as invalidation_module
 from app import create_app
 from app.cache import CacheConfigurationError, LocalStorage, Node, NullStorage, RedisStorage, cached
-from app.extensions.cache import app_node_classes, get_cache, total_stats
+from app.commands.cache import total_stats
+from app.extensions.cache import app_node_classes, get_cache
 
 fork = multiprocessing.get_context("fork")
 
@@ -86,7 +87,7 @@ def test_cache_stats_command_prints_the_counters(make_settings: SettingsFactory)
 
 
 def _worker(monkeypatch_interval: float, done: Any) -> None:
-    manager_module.STATS_INTERVAL = monkeypatch_interval
+    invalidation_module.STATS_INTERVAL = monkeypatch_interval
     worker = make_manager()
     worker.get(ArticleNode(1))
     worker.get(ArticleNode(1))

@@ -147,4 +147,4 @@ def test_a_changed_model_shape_gets_new_keys() -> None:
 def test_the_redis_storage_defaults(redis_client: redis.Redis) -> None:
     storage = RedisStorage(redis_client)
     assert storage.ttl == timedelta(minutes=10)
-    assert storage.trusted is False  # not attached to a manager, so no listener
+    assert storage.local_copies_safe is False  # not attached to a manager, so no listener

@@ -25,7 +25,8 @@ from cache_support import (
 )
 
 from app.cache import Manager
-from app.cache.redis_storage import PUBSUB_PROTOCOL, RedisStorage
+from app.cache.redis_listener import PUBSUB_PROTOCOL
+from app.cache.redis_storage import RedisStorage
 from app.cache.storage import MISS
 
 fork = multiprocessing.get_context("fork")

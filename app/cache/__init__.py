@@ -3,7 +3,7 @@ and invalidated across every process. See ``docs/cache.md``."""
 
 from app.cache.decorator import cached
 from app.cache.local_storage import LocalStorage
-from app.cache.manager import Manager
+from app.cache.manager import Manager, close_all
 from app.cache.node import Node, NodeDefinitionError
 from app.cache.orm import EvictOnCommit, changed_rows
 from app.cache.redis_storage import RedisStorage
@@ -23,4 +23,5 @@ __all__ = [
     "Storage",
     "cached",
     "changed_rows",
+    "close_all",
 ]

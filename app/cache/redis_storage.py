@@ -8,13 +8,16 @@
   loaded from data that changed meanwhile is never cached.
 * **Pub/sub**: ``<prefix>:invalidate`` carries keys to drop from every process's
   local tier; ``<prefix>:filled`` wakes the callers waiting for a key.
-  The listener runs on RESP2, pinned (redis-py 8 defaults to RESP3, whose
-  pub/sub replies differ). While it is not subscribed the storage is not
-  ``trusted``, and the manager reads through the local tiers to Redis.
+  The listener (:mod:`app.cache.redis_listener`) runs on RESP2, pinned (redis-py 8
+  defaults to RESP3, whose pub/sub replies differ). While it is not subscribed
+  the storage is not ``local_copies_safe``, and the manager reads through the
+  local tiers to Redis.
 * **Outages**: the first failure marks Redis down for ``retry_interval``;
   meanwhile calls fail fast with :class:`StorageUnavailable` and cost nothing.
   One warning when it goes down, one line when it is back. Invalidations that
   could not be sent are kept and sent on recovery.
+
+The Lua scripts are in :mod:`app.cache.redis_scripts`.
 """
 
 # redis-py's annotations leave many return types unknown; strict mode would
@@ -24,7 +27,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import threading
@@ -33,8 +35,16 @@ from datetime import timedelta
 from time import monotonic
 from typing import Any, ParamSpec, TypeVar
 
-from redis import ConnectionPool, Redis, RedisError
+from redis import Redis, RedisError
 
+from app.cache.redis_listener import Listener, PollingWatch
+from app.cache.redis_scripts import (
+    INVALIDATE_SCRIPT,
+    LOCK_SCRIPT,
+    STORE_SCRIPT,
+    UNLOCK_SCRIPT,
+    lock_result,
+)
 from app.cache.storage import (
     CLEAR_ALL,
     FillWatch,
@@ -52,64 +62,8 @@ log = logging.getLogger("app.cache")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: The RESP version the listener speaks; see the module docstring.
-PUBSUB_PROTOCOL = 2
 #: Invalidations kept for replay while Redis is down; past this the oldest are dropped (logged).
 MAX_PENDING_INVALIDATIONS = 10_000
-
-#: What the listener copies from the app's client: where and how to connect, nothing
-#: protocol-specific (redis-py 8 adds RESP3-only options to its pools).
-_LISTENER_CONNECTION_KWARGS = frozenset(
-    {
-        "host",
-        "port",
-        "db",
-        "path",
-        "username",
-        "password",
-        "credential_provider",
-        "client_name",
-        "socket_timeout",
-        "socket_connect_timeout",
-        "socket_keepalive",
-        "socket_keepalive_options",
-    }
-)
-
-_LOCK = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('GET', KEYS[2])}
-end
-return {0, redis.call('PTTL', KEYS[1])}
-"""
-_STORE = """
-local current = redis.call('GET', KEYS[2])
-if (current == false and ARGV[3] == '') or current == ARGV[3] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
-"""
-_INVALIDATE = """
-for i, key in ipairs(KEYS) do
-  if ARGV[2] == '1' then
-    redis.call('DEL', key)
-    redis.call('INCR', key .. ':gen')
-    redis.call('PEXPIRE', key .. ':gen', ARGV[3])
-  end
-  if ARGV[4] == '1' then
-    redis.call('PUBLISH', ARGV[1], key)
-  end
-end
-return #KEYS
-"""
 
 
 class RedisStorage(SharedStorage):
@@ -127,10 +81,10 @@ class RedisStorage(SharedStorage):
         self.client = client
         self.retry_interval = retry_interval.total_seconds()
         self.generation_ttl_ms = int(generation_ttl.total_seconds() * 1000)
-        self._lock_script = client.register_script(_LOCK)
-        self._store_script = client.register_script(_STORE)
-        self._unlock_script = client.register_script(_UNLOCK)
-        self._invalidate_script = client.register_script(_INVALIDATE)
+        self._lock_script = client.register_script(LOCK_SCRIPT)
+        self._store_script = client.register_script(STORE_SCRIPT)
+        self._unlock_script = client.register_script(UNLOCK_SCRIPT)
+        self._invalidate_script = client.register_script(INVALIDATE_SCRIPT)
         self._down_until = 0.0
         self._is_down = False
         self._state_lock = threading.Lock()
@@ -138,12 +92,12 @@ class RedisStorage(SharedStorage):
         self._pending: dict[str, tuple[bool, bool]] = {}
         self._overflowed = False
         self._prefix = ""
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
 
     # -- health -------------------------------------------------------------
 
     @property
-    def trusted(self) -> bool:
+    def local_copies_safe(self) -> bool:
         listener = self._listener
         return listener is not None and listener.subscribed
 
@@ -250,7 +204,7 @@ class RedisStorage(SharedStorage):
 
     # -- loading ------------------------------------------------------------
 
-    def observe(self, key: str) -> Lock:
+    def read_generation(self, key: str) -> Lock:
         """The key's generation now, without a lock: a caller that loads without
         the lock stores through :meth:`store_loaded` with it, so its value is
         dropped too if the key is invalidated meanwhile."""
@@ -267,7 +221,7 @@ class RedisStorage(SharedStorage):
             keys=[f"{key}:lock", f"{key}:gen"],
             args=[token, max(1, int(ttl_seconds * 1000))],
         )
-        return _lock_result(token, reply)
+        return lock_result(token, reply)
 
     def try_lock_many(self, keys: Sequence[str], ttl_seconds: float) -> list[Lock | LockHeld]:
         return self._call(self._try_lock_many, keys, ttl_seconds)
@@ -282,7 +236,7 @@ class RedisStorage(SharedStorage):
                     client=pipe,
                 )
             replies: list[list[Any]] = pipe.execute()
-        return [_lock_result(token, reply) for token, reply in zip(tokens, replies, strict=True)]
+        return [lock_result(token, reply) for token, reply in zip(tokens, replies, strict=True)]
 
     def store_loaded_many(self, items: Sequence[tuple[str, bytes, float, Lock]]) -> None:
         self._call(self._store_loaded_many, items)
@@ -328,7 +282,7 @@ class RedisStorage(SharedStorage):
     def watch(self, key: str) -> FillWatch:
         listener = self._listener
         if listener is None:
-            return _PollingWatch()
+            return PollingWatch()
         return listener.watch(key)
 
     # -- invalidation -------------------------------------------------------
@@ -385,10 +339,10 @@ class RedisStorage(SharedStorage):
     ) -> None:
         self._prefix = prefix
 
-        def trust(trusted: bool) -> None:
-            if trusted:
+        def trust(safe: bool) -> None:
+            if safe:
                 self._on_subscribed()
-            on_trust(trusted)
+            on_trust(safe)
 
         def tick() -> None:
             if self._pending:  # Redis answers the listener: send what is queued
@@ -396,7 +350,7 @@ class RedisStorage(SharedStorage):
             if on_tick is not None:
                 on_tick()
 
-        self._listener = _Listener(self.client, prefix, on_invalidate, trust, tick)
+        self._listener = Listener(self.client, prefix, on_invalidate, trust, tick)
         self._listener.start()
 
     def report(self, name: str, snapshot: bytes, ttl_seconds: float) -> None:
@@ -442,160 +396,3 @@ class RedisStorage(SharedStorage):
         self._state_lock = threading.Lock()
         if self._listener is not None:
             self._listener.reset_after_fork()
-
-
-def _lock_result(token: str, reply: list[Any]) -> Lock | LockHeld:
-    taken, detail = reply
-    if taken:
-        return Lock(token, detail)
-    # PTTL: the holder's remaining milliseconds (-1: no TTL, -2: just released).
-    return LockHeld(max(0, int(detail)) / 1000)
-
-
-class _PollingWatch(FillWatch):
-    """Used when no listener runs: wait a growing interval, then let the caller re-check."""
-
-    def __init__(self) -> None:
-        self._interval = 0.02
-
-    def wait(self, timeout: float) -> None:
-        threading.Event().wait(min(timeout, self._interval))
-        self._interval = min(self._interval * 2, 0.5)
-
-
-class _ListenerWatch(FillWatch):
-    def __init__(self, listener: _Listener, key: str) -> None:
-        self._listener = listener
-        self._key = key
-        self.event = threading.Event()
-        self._polling = _PollingWatch()
-
-    def wait(self, timeout: float) -> None:
-        if self._listener.subscribed:
-            self.event.wait(timeout)
-            self.event.clear()
-        else:  # notices may be missed: poll instead
-            self._polling.wait(timeout)
-
-    def close(self) -> None:
-        self._listener.unwatch(self._key, self.event)
-
-
-class _Listener:
-    """One daemon thread per storage: receives invalidations and fill notices."""
-
-    def __init__(
-        self,
-        client: Redis,
-        prefix: str,
-        on_invalidate: InvalidationCallback,
-        on_trust: TrustCallback,
-        on_tick: TickCallback | None = None,
-    ) -> None:
-        pool = client.connection_pool
-        kwargs: dict[str, Any] = {
-            name: value
-            for name, value in pool.connection_kwargs.items()
-            if name in _LISTENER_CONNECTION_KWARGS or name.startswith("ssl_")
-        }
-        kwargs.update(
-            protocol=PUBSUB_PROTOCOL,
-            health_check_interval=5,
-            connection_class=pool.connection_class,
-        )
-        self.client = Redis(connection_pool=ConnectionPool(**kwargs))
-        self.invalidate_channel = f"{prefix}:invalidate".encode()
-        self.filled_channel = f"{prefix}:filled".encode()
-        self._on_invalidate = on_invalidate
-        self._on_trust = on_trust
-        self._on_tick = on_tick
-        self.subscribed = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._watchers: dict[str, set[threading.Event]] = {}
-        self._watch_lock = threading.Lock()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cache-listener", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            # Wake the thread from its wait for a message rather than let the wait run out.
-            # Other processes get an empty fill notice, which no one waits on.
-            with contextlib.suppress(RedisError):
-                self.client.publish(self.filled_channel, "")
-            self._thread.join(timeout=5)
-        self._set_subscribed(value=False)
-        self.client.close()
-
-    def reset_after_fork(self) -> None:
-        self._thread = None
-        self.subscribed = False
-        self._stop = threading.Event()
-        self._watchers = {}
-        self._watch_lock = threading.Lock()
-
-    def watch(self, key: str) -> FillWatch:
-        watch = _ListenerWatch(self, key)
-        with self._watch_lock:
-            self._watchers.setdefault(key, set()).add(watch.event)
-        return watch
-
-    def unwatch(self, key: str, event: threading.Event) -> None:
-        with self._watch_lock:
-            events = self._watchers.get(key)
-            if events is not None:
-                events.discard(event)
-                if not events:
-                    del self._watchers[key]
-
-    def _set_subscribed(self, *, value: bool) -> None:
-        # The manager clears its local tiers before it trusts them again.
-        self.subscribed = value
-        self._on_trust(value)
-
-    def _run(self) -> None:
-        backoff = 0.05
-        while not self._stop.is_set():
-            pubsub = self.client.pubsub()
-            try:
-                pubsub.subscribe(self.invalidate_channel, self.filled_channel)
-                confirmed = 0
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if self._on_tick is not None and self.subscribed:
-                        self._on_tick()
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        confirmed += 1
-                        if confirmed == 2:
-                            self._set_subscribed(value=True)
-                            backoff = 0.05
-                    elif message["type"] == "message":
-                        self._dispatch(message["channel"], message["data"].decode())
-            except Exception as exc:  # noqa: BLE001 - the listener must outlive any fault
-                if self.subscribed:
-                    log.warning(
-                        "cache: invalidation listener lost Redis (%s); local tier bypassed", exc
-                    )
-                self._set_subscribed(value=False)
-            finally:
-                pubsub.close()
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, 2.0)
-
-    def _dispatch(self, channel: bytes, key: str) -> None:
-        if channel == self.invalidate_channel:
-            self._on_invalidate(key)
-        with self._watch_lock:
-            events = list(self._watchers.get(key, ()))
-        for event in events:
-            event.set()

@@ -7,7 +7,14 @@ the hit path free of locks.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict, dataclass, field
+
+
+def process_name() -> str:
+    """The name this process's counters are reported under: ``<host>:<pid>``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(slots=True)

@@ -77,6 +77,7 @@ class LockHeld:
 
 InvalidationCallback = Callable[[str], None]
 TickCallback = Callable[[], None]
+#: Called with a shared storage's ``local_copies_safe`` whenever it changes.
 TrustCallback = Callable[[bool], None]
 
 
@@ -89,8 +90,9 @@ class SharedStorage(Storage):
     """
 
     @property
-    def trusted(self) -> bool:
-        """Whether invalidation messages are being received, so local tiers may be trusted."""
+    def local_copies_safe(self) -> bool:
+        """Whether this storage's invalidation listener is subscribed, so local
+        copies may be kept: every invalidation will reach them."""
         raise NotImplementedError
 
     def attach(
@@ -101,11 +103,13 @@ class SharedStorage(Storage):
         on_tick: TickCallback | None = None,
     ) -> None:
         """Start delivering invalidations published under ``prefix``; call
+        ``on_trust`` with :attr:`local_copies_safe` whenever it changes, and
         ``on_tick`` now and then from the listener while subscribed."""
         raise NotImplementedError
 
-    def observe(self, key: str) -> Lock:
-        """The key's generation now, for a load that runs without the lock."""
+    def read_generation(self, key: str) -> Lock:
+        """The key's generation now, as a :class:`Lock` with no token, for a load
+        that runs without the lock to store through :meth:`store_loaded`."""
         raise NotImplementedError
 
     def report(self, name: str, snapshot: bytes, ttl_seconds: float) -> None:
@@ -184,7 +188,7 @@ class NullStorage(SharedStorage):
         super().__init__(timedelta(seconds=1))
 
     @property
-    def trusted(self) -> bool:
+    def local_copies_safe(self) -> bool:
         return True
 
     def attach(
@@ -196,7 +200,7 @@ class NullStorage(SharedStorage):
     ) -> None:
         return None
 
-    def observe(self, key: str) -> Lock:
+    def read_generation(self, key: str) -> Lock:
         return Lock("", None)
 
     def get(self, key: str) -> bytes | None:
