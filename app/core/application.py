@@ -37,7 +37,8 @@ from app.core.error_codes import ErrorCode
 from app.core.errors import validation_details
 from app.core.exceptions import APIException, ValidationFailed
 from app.core.json import JSON_MIMETYPE, OrJSONProvider, dumps_bytes
-from app.core.openapi import IDConverter, Method, ResponseSpec, operation
+from app.core.operations import Method, ResponseSpec, operation
+from app.core.routing import IDConverter
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -156,7 +157,7 @@ class APIBlueprint(_TypedRoutes, Blueprint):
         responses: Mapping[int, ResponseSpec],
         **options: Any,
     ) -> Callable[[ViewT], ViewT]:
-        """Route a view as a declared operation (see :mod:`app.core.openapi`).
+        """Route a view as a declared operation (see :mod:`app.core.operations`).
         The tag defaults to the blueprint's name."""
         options.setdefault("tag", self.name)
 

@@ -20,7 +20,8 @@ from pydantic import (
     field_validator,
 )
 
-from app.core.openapi import MAX_ID, without_null
+from app.core.openapi import without_null
+from app.core.routing import MAX_ID
 from app.models.article import ArticleStatus
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
