@@ -19,6 +19,7 @@ from app.core import exceptions
 from app.core.application import APIFlask
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
 from app.core.errors import validation_details
+from app.core.validation import validated
 
 ENVELOPE_KEYS = {"code", "error_code", "message", "request_id"}
 PRODUCTION_KEY = "p" * 40
@@ -49,8 +50,9 @@ def add_test_routes(app: APIFlask) -> None:
         return NewArticle.model_validate(request.json_object())  # type: ignore[attr-defined]
 
     @app.post("/api/v1/_validated")
-    def validated() -> NewArticle:
-        return request.validated_json(NewArticle)  # type: ignore[attr-defined]
+    def validated_body() -> NewArticle:
+        body = request.json_object()  # type: ignore[attr-defined]
+        return validated(NewArticle, body, location="body")
 
     @app.get("/api/v1/_boom")
     def boom() -> None:
@@ -366,7 +368,7 @@ def test_a_chunked_body_of_exactly_the_limit_is_accepted(make_settings: Settings
     )
 
 
-def test_validated_json_locates_problems_under_body(error_client: FlaskClient) -> None:
+def test_validated_locates_problems_under_its_location(error_client: FlaskClient) -> None:
     response = error_client.post("/api/v1/_validated", json={"views": 1})
     assert response.status_code == 422
     assert envelope(response)["details"] == [
@@ -374,12 +376,28 @@ def test_validated_json_locates_problems_under_body(error_client: FlaskClient) -
     ]
 
 
-def test_validated_json_returns_the_model(error_client: FlaskClient) -> None:
+def test_validated_returns_the_model(error_client: FlaskClient) -> None:
     response = error_client.post("/api/v1/_validated", json={"title": "t", "views": 2})
     assert response.get_json() == {"title": "t", "views": 2}
 
 
-def test_validated_json_still_needs_an_object(error_client: FlaskClient) -> None:
+def test_validated_raises_a_422_located_where_it_is_told() -> None:
+    with pytest.raises(exceptions.ValidationFailed) as caught:
+        validated(NewArticle, {"title": "t", "views": "many"}, location="query")
+    assert caught.value.code == 422
+    assert caught.value.details == [
+        {
+            "loc": ["query", "views"],
+            "msg": "Input should be a valid integer, unable to parse string as an integer",
+            "type": "int_parsing",
+        }
+    ]
+    assert validated(NewArticle, {"title": "t", "views": "3"}, location="query") == NewArticle(
+        title="t", views=3
+    )
+
+
+def test_a_validated_body_still_needs_an_object(error_client: FlaskClient) -> None:
     response = error_client.post("/api/v1/_validated", json=[1])
     assert envelope(response)["error_code"] == ErrorCode.BODY_NOT_OBJECT
 

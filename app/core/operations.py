@@ -30,13 +30,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from flask import request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from app.core.errors import validation_details
-from app.core.exceptions import ValidationFailed
+from app.core.validation import validated
+
+if TYPE_CHECKING:
+    from app.core.application import APIRequest
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -46,6 +48,9 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ResponseSpec = type[BaseModel] | str
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
+
+#: Flask's request proxy, typed as what :class:`APIFlask` makes it (a cast once, at import).
+_request = cast("APIRequest", request)
 
 
 class Guard(Protocol):
@@ -126,12 +131,12 @@ def operation(
             if guard is not None:
                 guard()
             if query is not None:
-                path_args["query"] = _validate(query, request.args.to_dict(), "query")
+                path_args["query"] = validated(query, _request.args.to_dict(), location="query")
             if body is not None:
-                if form is not None and request.mimetype == FORM_MIMETYPE:
-                    path_args["body"] = _validate(form, request.form.to_dict(), "body")
+                if form is not None and _request.mimetype == FORM_MIMETYPE:
+                    path_args["body"] = validated(form, _request.form.to_dict(), location="body")
                 else:
-                    path_args["body"] = request.validated_json(body)  # type: ignore[attr-defined]
+                    path_args["body"] = validated(body, _request.json_object(), location="body")
             return view(**path_args)
 
         run.__operation__ = spec  # type: ignore[attr-defined]
@@ -142,13 +147,6 @@ def operation(
 
 def operation_of(view: Callable[..., Any]) -> Operation | None:
     return getattr(view, "__operation__", None)
-
-
-def _validate(model: type[BaseModel], data: Mapping[str, Any], location: str) -> BaseModel:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(details=validation_details(exc, location=location)) from None
 
 
 def _dedent(text: str) -> str:
