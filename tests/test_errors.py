@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from app import create_app
 from app.core import exceptions
 from app.core.application import APIFlask
+from app.core.envelope import ErrorEnvelope
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
 from app.core.errors import validation_details
 from app.core.validation import validated
@@ -288,8 +289,31 @@ def test_production_500_shows_nothing_of_the_error(make_settings: SettingsFactor
 def test_debug_500_names_the_exception_for_the_developer(make_settings: SettingsFactory) -> None:
     app = create_app(make_settings(app_env="development", debug=True))
     add_test_routes(app)
-    body = envelope(app.test_client().get("/api/v1/_boom"))
+    response = app.test_client().get("/api/v1/_boom")
+    body = envelope(response)
     assert body["details"] == [{"type": "ZeroDivisionError", "msg": "secret detail /etc/passwd"}]
+    # Written as built: no "loc": null, and the keys in their order.
+    assert b'"details":[{"type":"ZeroDivisionError","msg":"secret detail /etc/passwd"}]' in (
+        response.data
+    )
+
+
+def test_the_envelope_is_written_by_its_model(error_client: FlaskClient) -> None:
+    """The bytes, exactly: the fields in ErrorEnvelope's order, ``details`` only
+    when there are some."""
+    response = error_client.post(
+        "/api/v1/_validated", json={"views": 1}, headers={"X-Request-ID": "req-1"}
+    )
+    assert response.data == (
+        b'{"code":422,"error_code":10001,"message":"Request validation failed",'
+        b'"details":[{"loc":["body","title"],"msg":"Field required","type":"missing"}],'
+        b'"request_id":"req-1"}'
+    )
+    assert list(orjson.loads(response.data)) == list(ErrorEnvelope.model_fields)
+    response = error_client.get("/api/v1/_raise/NotFound", headers={"X-Request-ID": "req-2"})
+    assert response.data == (
+        b'{"code":404,"error_code":13000,"message":"Not found","request_id":"req-2"}'
+    )
 
 
 def test_every_werkzeug_status_we_map_has_a_matching_catalogue_entry() -> None:

@@ -1,12 +1,13 @@
 """The error envelope as pydantic models: the one shape of every error.
 
-:class:`ErrorEnvelope` is both what :func:`app.core.errors.error_response`
-writes and the schema the OpenAPI document gives every 4xx/5xx response.
+:class:`ErrorEnvelope` is both the schema the OpenAPI document gives every
+4xx/5xx response and the model :func:`app.core.errors.error_response` writes
+every error body with, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SkipValidation
 
 
 class ErrorDetail(BaseModel):
@@ -23,5 +24,8 @@ class ErrorEnvelope(BaseModel):
     code: int
     error_code: int
     message: str
-    details: list[ErrorDetail] | None = None
+    #: Left as given, not validated into :class:`ErrorDetail`: the handlers build
+    #: them, and each is written with its keys in the order it has (a debug 500's
+    #: ``{"type", "msg"}`` included). Write with ``serialize_as_any=True``.
+    details: SkipValidation[list[ErrorDetail] | None] = None
     request_id: str

@@ -19,9 +19,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.core.envelope import ErrorEnvelope
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
 from app.core.exceptions import APIException
-from app.core.json import JSON_MIMETYPE, dumps_bytes
+from app.core.json import JSON_MIMETYPE
 from app.core.request_id import current_request_id
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ log = logging.getLogger("app.error")
 
 #: Headers of an ``HTTPException`` worth keeping (``Allow`` on a 405, ``Retry-After``, ...).
 _DROPPED_HEADERS = frozenset({"content-type", "content-length"})
+#: The envelope model's own JSON writer (``model_dump_json`` without its Python layer).
+_envelope_json = ErrorEnvelope.__pydantic_serializer__.to_json
 
 
 def error_response(
@@ -41,17 +44,23 @@ def error_response(
     details: Sequence[Mapping[str, Any]] | None = None,
     headers: Iterable[tuple[str, str]] = (),
 ) -> Response:
-    """Build the envelope response. Everything that answers with an error calls this."""
+    """Build the envelope response. Everything that answers with an error calls this.
+
+    The body is an :class:`~app.core.envelope.ErrorEnvelope`, written by pydantic:
+    the model the OpenAPI document shows is the one that writes the bytes."""
     status = code or int(error_code.http_status)
-    body: dict[str, Any] = {
-        "code": status,
-        "error_code": int(error_code),
-        "message": message or error_code.default_message,
-    }
-    if details is not None:
-        body["details"] = details
-    body["request_id"] = current_request_id()
-    response = current_app.response_class(dumps_bytes(body), status, mimetype=JSON_MIMETYPE)
+    envelope = ErrorEnvelope.model_validate(
+        {
+            "code": status,
+            "error_code": int(error_code),
+            "message": message or error_code.default_message,
+            "details": details,
+            "request_id": current_request_id(),
+        }
+    )
+    # No "details" key at all when there are none; the details as they were given.
+    body = _envelope_json(envelope, exclude_none=True, serialize_as_any=True)
+    response = current_app.response_class(body, status, mimetype=JSON_MIMETYPE)
     for name, value in headers:
         response.headers[name] = value
     return response
