@@ -4,8 +4,8 @@
 under a base path and writes its parameters, request body and responses from
 the same pydantic models the operation validates with, so the document cannot
 drift from what the code does. The schemas themselves are pydantic's
-(``models_json_schema``); every error response is the
-:class:`~app.core.envelope.ErrorEnvelope`.
+(``models_json_schema``), each component named by its schema's ``title``; every
+error response is the :class:`~app.core.envelope.ErrorEnvelope`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -26,6 +26,11 @@ from app.core.routing import MAX_ID
 if TYPE_CHECKING:
     from flask import Flask
 
+_REF_PREFIX = "#/components/schemas/"
+#: What pydantic appends to a name when a model needs two schemas, one per mode.
+_MODE_SUFFIX = re.compile(r"-(?:Input|Output)(?=(?:__\d+)?$)")
+#: A component name is ``[a-zA-Z0-9._-]+``: ``Page[Article]`` becomes ``Page_Article_``.
+_NOT_IN_A_NAME = re.compile(r"[^a-zA-Z0-9._-]")
 _PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _PARAMETER_SCHEMAS: dict[str, dict[str, Any]] = {
     "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
@@ -52,7 +57,12 @@ _HEADERS: dict[str, dict[str, Any]] = {
 def build_document(
     app: Flask, *, title: str, version: str, base_path: str, description: str = ""
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every operation under ``base_path``."""
+    """The OpenAPI 3.1 document of every operation under ``base_path``.
+
+    Each component is named by its model's title (the class name, unless
+    ``model_config = ConfigDict(title=...)`` says otherwise), so a class can be
+    renamed without changing the document. Raises :class:`ValueError` if two
+    different schemas would get one name."""
     operations = [
         (rule.rule, spec)
         for rule in app.url_map.iter_rules()
@@ -67,10 +77,7 @@ def build_document(
         for response in spec.responses.values():
             if not isinstance(response, str):
                 models.append((response, "serialization"))
-    refs, definitions = models_json_schema(
-        list(dict.fromkeys(models)), ref_template="#/components/schemas/{model}"
-    )
-    schemas: dict[str, Any] = definitions.get("$defs", {})
+    refs, schemas = _component_schemas(list(dict.fromkeys(models)))
 
     paths: dict[str, dict[str, Any]] = {}
     for rule, spec in sorted(operations, key=lambda item: item[0]):
@@ -95,6 +102,82 @@ def build_document(
             },
         },
     }
+
+
+def _component_schemas(
+    models: list[tuple[type[BaseModel], JsonSchemaMode]],
+) -> tuple[dict[Any, Any], dict[str, Any]]:
+    """The schemas of ``models`` and of everything they use, each named by its
+    ``title`` (the class name, unless ``model_config`` sets another), and the
+    ``$ref`` of each model: renaming a class renames no component. Two schemas
+    of one title are an error; mind that a subclass inherits its base's title."""
+    refs, definitions = models_json_schema(models, ref_template=_REF_PREFIX + "{model}")
+    schemas: dict[str, Any] = definitions.get("$defs", {})
+    owners = {ref["$ref"].removeprefix(_REF_PREFIX): model for (model, _), ref in refs.items()}
+    names: dict[str, str] = {}  # pydantic's name -> the component's
+    claimed: dict[str, str] = {}  # the component's name -> pydantic's
+    for pydantic_name, schema in schemas.items():
+        name = _component_name(pydantic_name, schema)
+        if name in claimed:
+            both = " and ".join(_describe(each, owners) for each in (claimed[name], pydantic_name))
+            raise ValueError(
+                f"Two schemas would be the one OpenAPI component {name!r}: {both}."
+                " Give one of them another title: model_config = ConfigDict(title=...)"
+            )
+        claimed[name] = pydantic_name
+        names[pydantic_name] = name
+    if all(pydantic_name == name for pydantic_name, name in names.items()):
+        return refs, schemas
+    renamed = {names[pydantic_name]: schema for pydantic_name, schema in schemas.items()}
+    return _with_refs_renamed(refs, names), _with_refs_renamed(renamed, names)
+
+
+def _component_name(pydantic_name: str, schema: Mapping[str, Any]) -> str:
+    """The schema's title, in the characters a component name may have. pydantic's
+    ``-Input``/``-Output`` suffix stays: it tells apart the two schemas of a model
+    whose validation and serialization differ."""
+    title = schema.get("title")
+    if not isinstance(title, str) or not title:
+        return pydantic_name
+    mode = _MODE_SUFFIX.search(pydantic_name)
+    return _NOT_IN_A_NAME.sub("_", title) + (mode[0] if mode else "")
+
+
+def _describe(pydantic_name: str, owners: Mapping[str, type[Any]]) -> str:
+    model = owners.get(pydantic_name)
+    if model is None:
+        return repr(pydantic_name)
+    return f"{model.__module__}.{model.__qualname__} ({pydantic_name!r})"
+
+
+def _with_refs_renamed(value: Any, names: Mapping[str, str]) -> Any:
+    """``value`` with every reference to a component (each ``$ref``, and the
+    values of a discriminator's ``mapping``) pointing at its new name."""
+    if isinstance(value, list):
+        return [_with_refs_renamed(item, names) for item in cast("list[Any]", value)]
+    if not isinstance(value, dict):
+        return value
+    result: dict[Any, Any] = {}
+    for key, item in cast("dict[Any, Any]", value).items():
+        if key == "$ref" and isinstance(item, str):
+            result[key] = _renamed_ref(item, names)
+            continue
+        result[key] = renamed = _with_refs_renamed(item, names)
+        if key == "discriminator" and isinstance(renamed, dict):
+            mapping = cast("dict[str, Any]", renamed).get("mapping")
+            if isinstance(mapping, dict):
+                renamed["mapping"] = {
+                    tag: _renamed_ref(ref, names) if isinstance(ref, str) else ref
+                    for tag, ref in cast("dict[str, Any]", mapping).items()
+                }
+    return result
+
+
+def _renamed_ref(ref: str, names: Mapping[str, str]) -> str:
+    name = ref.removeprefix(_REF_PREFIX)
+    if name == ref or name not in names:
+        return ref
+    return _REF_PREFIX + names[name]
 
 
 def _operation_object(
