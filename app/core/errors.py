@@ -32,7 +32,9 @@ log = logging.getLogger("app.error")
 
 #: Headers of an ``HTTPException`` worth keeping (``Allow`` on a 405, ``Retry-After``, ...).
 _DROPPED_HEADERS = frozenset({"content-type", "content-length"})
-#: The envelope model's own JSON writer (``model_dump_json`` without its Python layer).
+#: The envelope model's own validator and JSON writer, called without the Python
+#: layer of ``model_validate`` and ``model_dump_json`` (about 0.6 µs an error).
+_envelope = ErrorEnvelope.__pydantic_validator__.validate_python
 _envelope_json = ErrorEnvelope.__pydantic_serializer__.to_json
 
 
@@ -49,7 +51,7 @@ def error_response(
     The body is an :class:`~app.core.envelope.ErrorEnvelope`, written by pydantic:
     the model the OpenAPI document shows is the one that writes the bytes."""
     status = code or int(error_code.http_status)
-    envelope = ErrorEnvelope.model_validate(
+    envelope = _envelope(
         {
             "code": status,
             "error_code": int(error_code),
