@@ -17,8 +17,10 @@ from pydantic import BaseModel, Field, ValidationError
 from app import create_app
 from app.core import exceptions
 from app.core.application import APIFlask
+from app.core.envelope import ErrorEnvelope
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
 from app.core.errors import validation_details
+from app.core.validation import validated
 
 ENVELOPE_KEYS = {"code", "error_code", "message", "request_id"}
 PRODUCTION_KEY = "p" * 40
@@ -49,8 +51,9 @@ def add_test_routes(app: APIFlask) -> None:
         return NewArticle.model_validate(request.json_object())  # type: ignore[attr-defined]
 
     @app.post("/api/v1/_validated")
-    def validated() -> NewArticle:
-        return request.validated_json(NewArticle)  # type: ignore[attr-defined]
+    def validated_body() -> NewArticle:
+        body = request.json_object()  # type: ignore[attr-defined]
+        return validated(NewArticle, body, location="body")
 
     @app.get("/api/v1/_boom")
     def boom() -> None:
@@ -286,8 +289,31 @@ def test_production_500_shows_nothing_of_the_error(make_settings: SettingsFactor
 def test_debug_500_names_the_exception_for_the_developer(make_settings: SettingsFactory) -> None:
     app = create_app(make_settings(app_env="development", debug=True))
     add_test_routes(app)
-    body = envelope(app.test_client().get("/api/v1/_boom"))
+    response = app.test_client().get("/api/v1/_boom")
+    body = envelope(response)
     assert body["details"] == [{"type": "ZeroDivisionError", "msg": "secret detail /etc/passwd"}]
+    # Written as built: no "loc": null, and the keys in their order.
+    assert b'"details":[{"type":"ZeroDivisionError","msg":"secret detail /etc/passwd"}]' in (
+        response.data
+    )
+
+
+def test_the_envelope_is_written_by_its_model(error_client: FlaskClient) -> None:
+    """The bytes, exactly: the fields in ErrorEnvelope's order, ``details`` only
+    when there are some."""
+    response = error_client.post(
+        "/api/v1/_validated", json={"views": 1}, headers={"X-Request-ID": "req-1"}
+    )
+    assert response.data == (
+        b'{"code":422,"error_code":10001,"message":"Request validation failed",'
+        b'"details":[{"loc":["body","title"],"msg":"Field required","type":"missing"}],'
+        b'"request_id":"req-1"}'
+    )
+    assert list(orjson.loads(response.data)) == list(ErrorEnvelope.model_fields)
+    response = error_client.get("/api/v1/_raise/NotFound", headers={"X-Request-ID": "req-2"})
+    assert response.data == (
+        b'{"code":404,"error_code":13000,"message":"Not found","request_id":"req-2"}'
+    )
 
 
 def test_every_werkzeug_status_we_map_has_a_matching_catalogue_entry() -> None:
@@ -366,7 +392,7 @@ def test_a_chunked_body_of_exactly_the_limit_is_accepted(make_settings: Settings
     )
 
 
-def test_validated_json_locates_problems_under_body(error_client: FlaskClient) -> None:
+def test_validated_locates_problems_under_its_location(error_client: FlaskClient) -> None:
     response = error_client.post("/api/v1/_validated", json={"views": 1})
     assert response.status_code == 422
     assert envelope(response)["details"] == [
@@ -374,12 +400,28 @@ def test_validated_json_locates_problems_under_body(error_client: FlaskClient) -
     ]
 
 
-def test_validated_json_returns_the_model(error_client: FlaskClient) -> None:
+def test_validated_returns_the_model(error_client: FlaskClient) -> None:
     response = error_client.post("/api/v1/_validated", json={"title": "t", "views": 2})
     assert response.get_json() == {"title": "t", "views": 2}
 
 
-def test_validated_json_still_needs_an_object(error_client: FlaskClient) -> None:
+def test_validated_raises_a_422_located_where_it_is_told() -> None:
+    with pytest.raises(exceptions.ValidationFailed) as caught:
+        validated(NewArticle, {"title": "t", "views": "many"}, location="query")
+    assert caught.value.code == 422
+    assert caught.value.details == [
+        {
+            "loc": ["query", "views"],
+            "msg": "Input should be a valid integer, unable to parse string as an integer",
+            "type": "int_parsing",
+        }
+    ]
+    assert validated(NewArticle, {"title": "t", "views": "3"}, location="query") == NewArticle(
+        title="t", views=3
+    )
+
+
+def test_a_validated_body_still_needs_an_object(error_client: FlaskClient) -> None:
     response = error_client.post("/api/v1/_validated", json=[1])
     assert envelope(response)["error_code"] == ErrorCode.BODY_NOT_OBJECT
 

@@ -27,17 +27,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
-from pydantic import BaseModel, ValidationError
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.core.error_codes import ErrorCode
-from app.core.errors import validation_details
-from app.core.exceptions import APIException, ValidationFailed
+from app.core.exceptions import APIException
 from app.core.json import JSON_MIMETYPE, OrJSONProvider, dumps_bytes
-from app.core.openapi import IDConverter, Method, ResponseSpec, operation
+from app.core.operations import Method, ResponseSpec, operation
+from app.core.routing import IDConverter
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app.error")
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
 HeadersLike = Headers | Mapping[str, str] | list[tuple[str, str]]
 StatusLike = int | str | HTTPStatus
 
@@ -84,15 +82,6 @@ class APIRequest(Request):
         if limit is not None and len(data) >= limit:
             raise RequestEntityTooLarge
         return data
-
-    def validated_json(self, model: type[ModelT]) -> ModelT:
-        """The body validated as ``model``. Problems answer 422, each located under
-        ``"body"`` (``{"loc": ["body", "title"], ...}``), as the contract shows."""
-        body = self.json_object()
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            raise ValidationFailed(details=validation_details(exc, location="body")) from None
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object: 415 if it is not JSON, 400 if it is malformed
@@ -156,7 +145,7 @@ class APIBlueprint(_TypedRoutes, Blueprint):
         responses: Mapping[int, ResponseSpec],
         **options: Any,
     ) -> Callable[[ViewT], ViewT]:
-        """Route a view as a declared operation (see :mod:`app.core.openapi`).
+        """Route a view as a declared operation (see :mod:`app.core.operations`).
         The tag defaults to the blueprint's name."""
         options.setdefault("tag", self.name)
 

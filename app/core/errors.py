@@ -21,9 +21,10 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import quote_etag
 
 from app.core import domain_errors
+from app.core.envelope import ErrorEnvelope
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
 from app.core.exceptions import APIException
-from app.core.json import JSON_MIMETYPE, dumps_bytes
+from app.core.json import JSON_MIMETYPE
 from app.core.request_id import current_request_id
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ log = logging.getLogger("app.error")
 
 #: Headers of an ``HTTPException`` worth keeping (``Allow`` on a 405, ``Retry-After``, ...).
 _DROPPED_HEADERS = frozenset({"content-type", "content-length"})
+#: The envelope model's own validator and JSON writer, called without the Python
+#: layer of ``model_validate`` and ``model_dump_json`` (about 0.6 µs an error).
+_envelope = ErrorEnvelope.__pydantic_validator__.validate_python
+_envelope_json = ErrorEnvelope.__pydantic_serializer__.to_json
 
 
 def error_response(
@@ -43,17 +48,23 @@ def error_response(
     details: Sequence[Mapping[str, Any]] | None = None,
     headers: Iterable[tuple[str, str]] = (),
 ) -> Response:
-    """Build the envelope response. Everything that answers with an error calls this."""
+    """Build the envelope response. Everything that answers with an error calls this.
+
+    The body is an :class:`~app.core.envelope.ErrorEnvelope`, written by pydantic:
+    the model the OpenAPI document shows is the one that writes the bytes."""
     status = code or int(error_code.http_status)
-    body: dict[str, Any] = {
-        "code": status,
-        "error_code": int(error_code),
-        "message": message or error_code.default_message,
-    }
-    if details is not None:
-        body["details"] = details
-    body["request_id"] = current_request_id()
-    response = current_app.response_class(dumps_bytes(body), status, mimetype=JSON_MIMETYPE)
+    envelope = _envelope(
+        {
+            "code": status,
+            "error_code": int(error_code),
+            "message": message or error_code.default_message,
+            "details": details,
+            "request_id": current_request_id(),
+        }
+    )
+    # No "details" key at all when there are none; the details as they were given.
+    body = _envelope_json(envelope, exclude_none=True, serialize_as_any=True)
+    response = current_app.response_class(body, status, mimetype=JSON_MIMETYPE)
     for name, value in headers:
         response.headers[name] = value
     return response

@@ -1,210 +1,36 @@
-"""Operations: routes that declare their inputs and outputs as pydantic models.
+"""The OpenAPI 3.1 document, built from the operations of an app.
 
-```python
-@bp.operation(
-    "PATCH", "/<id:article_id>", "updateArticle",
-    body=ArticleUpdate,
-    guard=signed_in,
-    responses={200: ArticleOut, 404: "No such article", 412: "If-Match does not match"},
-    headers={200: {"ETag": "The new version's tag"}},
-)
-def update_article(article_id: int, body: ArticleUpdate) -> ArticleOut: ...
-```
-
-One declaration does two jobs. At request time the operation runs its guard,
-then validates the query string (``query=``) and the body (``body=``, plus a
-form alternative with ``form=``) and hands the view the models; problems answer
-the error envelope: 401/403 from the guard, 400/413/415 for a body that is not a
-JSON object, 422 with ``loc`` under ``"query"`` or ``"body"``. And
-:func:`build_document` turns every operation of the app into the OpenAPI 3.1
-document, from the same models, so the document cannot drift from what the
-code validates.
-
-Why not flask-openapi3 or spectree: ``docs/api.md`` ("Why the OpenAPI layer is
-our own") has the measurements; ``bench/openapi_layers.py`` repeats them.
+:func:`build_document` reads every operation (:mod:`app.core.operations`) routed
+under a base path and writes its parameters, request body and responses from
+the same pydantic models the operation validates with, so the document cannot
+drift from what the code does. The schemas themselves are pydantic's
+(``models_json_schema``), each component named by its schema's ``title``; every
+error response is the :class:`~app.core.envelope.ErrorEnvelope`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import wraps
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
-from werkzeug.routing import BaseConverter
 
-from app.core.errors import validation_details
-from app.core.exceptions import ValidationFailed
+from app.core.envelope import ErrorEnvelope
 from app.core.json import JSON_MIMETYPE
+from app.core.operations import FORM_MIMETYPE, Operation, ResponseSpec, operation_of
+from app.core.routing import MAX_ID
 
 if TYPE_CHECKING:
     from flask import Flask
 
-ViewT = TypeVar("ViewT", bound=Callable[..., Any])
-Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-
-#: What a response is: a model for a JSON body, or a description (an error
-#: envelope for 4xx/5xx, no body for 204/304).
-ResponseSpec = type[BaseModel] | str
-
-FORM_MIMETYPE = "application/x-www-form-urlencoded"
-#: Largest id an ``<id:...>`` path segment accepts: BIGINT's. Larger ones are a 404.
-MAX_ID = 2**63 - 1
-
-
-class Guard(Protocol):
-    """Who may call an operation: called before anything else is read, it raises
-    an :class:`APIException` (401, 403) to refuse. It also tells the document
-    what it needs and what it may answer."""
-
-    #: OpenAPI security requirements, e.g. ``[{"bearerAuth": []}]``; ``[]`` for none.
-    security: list[dict[str, list[str]]]
-    #: Error statuses the guard itself may answer, with their descriptions.
-    responses: Mapping[int, str]
-
-    def __call__(self) -> None: ...
-
-
-class IDConverter(BaseConverter):
-    """``<id:name>``: an id. Digits that are not a possible id (``0``, or beyond
-    BIGINT) become ``0``, which no row has, so the view answers its own 404.
-    (Refusing the match instead would make Werkzeug answer a PATCH to
-    ``/articles/0`` with 405, because a GET rule's pattern matched.)"""
-
-    regex = r"\d+"
-    weight = 50
-
-    def to_python(self, value: str) -> int:
-        number = int(value)
-        return number if 1 <= number <= MAX_ID else 0
-
-    def to_url(self, value: int) -> str:
-        return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    method: Method
-    rule: str
-    operation_id: str
-    summary: str
-    description: str
-    tag: str
-    guard: Guard | None
-    query: type[BaseModel] | None
-    body: type[BaseModel] | None
-    form: type[BaseModel] | None
-    responses: Mapping[int, ResponseSpec]
-    headers: Mapping[int, Mapping[str, str]] = field(default_factory=dict[int, Mapping[str, str]])
-    #: Whether it touches the database or another service (so may answer 503).
-    uses_services: bool = True
-
-
-_OPERATION_ID = re.compile(r"[a-z][A-Za-z0-9]*")
-
-
-def operation(
-    method: Method,
-    rule: str,
-    operation_id: str,
-    *,
-    tag: str,
-    responses: Mapping[int, ResponseSpec],
-    guard: Guard | None = None,
-    query: type[BaseModel] | None = None,
-    body: type[BaseModel] | None = None,
-    form: type[BaseModel] | None = None,
-    headers: Mapping[int, Mapping[str, str]] | None = None,
-    uses_services: bool = True,
-) -> Callable[[ViewT], ViewT]:
-    """Wrap a view as an operation. :meth:`APIBlueprint.operation` is the way in."""
-    if not _OPERATION_ID.fullmatch(operation_id):
-        raise ValueError(f"operationId {operation_id!r} must be camelCase, e.g. 'listArticles'")
-    if form is not None and body is None:
-        raise ValueError("form= is an alternative encoding of body=; declare body= too")
-
-    def decorate(view: ViewT) -> ViewT:
-        doc = (view.__doc__ or "").strip()
-        summary, _, description = doc.partition("\n")
-        spec = Operation(
-            method=method,
-            rule=rule,
-            operation_id=operation_id,
-            summary=summary.strip() or operation_id,
-            description=_dedent(description),
-            tag=tag,
-            guard=guard,
-            query=query,
-            body=body,
-            form=form,
-            responses=dict(responses),
-            headers=dict(headers or {}),
-            uses_services=uses_services,
-        )
-
-        @wraps(view)
-        def run(**path_args: Any) -> Any:
-            if guard is not None:
-                guard()
-            if query is not None:
-                path_args["query"] = _validate(query, request.args.to_dict(), "query")
-            if body is not None:
-                if form is not None and request.mimetype == FORM_MIMETYPE:
-                    path_args["body"] = _validate(form, request.form.to_dict(), "body")
-                else:
-                    path_args["body"] = request.validated_json(body)  # type: ignore[attr-defined]
-            return view(**path_args)
-
-        run.__operation__ = spec  # type: ignore[attr-defined]
-        return run  # type: ignore[return-value]
-
-    return decorate
-
-
-def operation_of(view: Callable[..., Any]) -> Operation | None:
-    return getattr(view, "__operation__", None)
-
-
-def _validate(model: type[BaseModel], data: Mapping[str, Any], location: str) -> BaseModel:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(details=validation_details(exc, location=location)) from None
-
-
-def _dedent(text: str) -> str:
-    lines = text.splitlines()
-    indents = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
-    cut = min(indents, default=0)
-    return "\n".join(line[cut:] for line in lines).strip()
-
-
-# -- the document -----------------------------------------------------------------
-
-
-class ErrorDetail(BaseModel):
-    """One problem with the request, pydantic-style."""
-
-    loc: list[str | int] | None = None
-    msg: str
-    type: str
-
-
-class ErrorEnvelope(BaseModel):
-    """The one shape of every error (docs/errors.md lists every ``error_code``)."""
-
-    code: int
-    error_code: int
-    message: str
-    details: list[ErrorDetail] | None = None
-    request_id: str
-
-
+_REF_PREFIX = "#/components/schemas/"
+#: What pydantic appends to a name when a model needs two schemas, one per mode.
+_MODE_SUFFIX = re.compile(r"-(?:Input|Output)(?=(?:__\d+)?$)")
+#: A component name is ``[a-zA-Z0-9._-]+``: ``Page[Article]`` becomes ``Page_Article_``.
+_NOT_IN_A_NAME = re.compile(r"[^a-zA-Z0-9._-]")
 _PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _PARAMETER_SCHEMAS: dict[str, dict[str, Any]] = {
     "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
@@ -231,7 +57,12 @@ _HEADERS: dict[str, dict[str, Any]] = {
 def build_document(
     app: Flask, *, title: str, version: str, base_path: str, description: str = ""
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every operation under ``base_path``."""
+    """The OpenAPI 3.1 document of every operation under ``base_path``.
+
+    Each component is named by its model's title (the class name, unless
+    ``model_config = ConfigDict(title=...)`` says otherwise), so a class can be
+    renamed without changing the document. Raises :class:`ValueError` if two
+    different schemas would get one name."""
     operations = [
         (rule.rule, spec)
         for rule in app.url_map.iter_rules()
@@ -246,10 +77,7 @@ def build_document(
         for response in spec.responses.values():
             if not isinstance(response, str):
                 models.append((response, "serialization"))
-    refs, definitions = models_json_schema(
-        list(dict.fromkeys(models)), ref_template="#/components/schemas/{model}"
-    )
-    schemas: dict[str, Any] = definitions.get("$defs", {})
+    refs, schemas = _component_schemas(list(dict.fromkeys(models)))
 
     paths: dict[str, dict[str, Any]] = {}
     for rule, spec in sorted(operations, key=lambda item: item[0]):
@@ -274,6 +102,82 @@ def build_document(
             },
         },
     }
+
+
+def _component_schemas(
+    models: list[tuple[type[BaseModel], JsonSchemaMode]],
+) -> tuple[dict[Any, Any], dict[str, Any]]:
+    """The schemas of ``models`` and of everything they use, each named by its
+    ``title`` (the class name, unless ``model_config`` sets another), and the
+    ``$ref`` of each model: renaming a class renames no component. Two schemas
+    of one title are an error; mind that a subclass inherits its base's title."""
+    refs, definitions = models_json_schema(models, ref_template=_REF_PREFIX + "{model}")
+    schemas: dict[str, Any] = definitions.get("$defs", {})
+    owners = {ref["$ref"].removeprefix(_REF_PREFIX): model for (model, _), ref in refs.items()}
+    names: dict[str, str] = {}  # pydantic's name -> the component's
+    claimed: dict[str, str] = {}  # the component's name -> pydantic's
+    for pydantic_name, schema in schemas.items():
+        name = _component_name(pydantic_name, schema)
+        if name in claimed:
+            both = " and ".join(_describe(each, owners) for each in (claimed[name], pydantic_name))
+            raise ValueError(
+                f"Two schemas would be the one OpenAPI component {name!r}: {both}."
+                " Give one of them another title: model_config = ConfigDict(title=...)"
+            )
+        claimed[name] = pydantic_name
+        names[pydantic_name] = name
+    if all(pydantic_name == name for pydantic_name, name in names.items()):
+        return refs, schemas
+    renamed = {names[pydantic_name]: schema for pydantic_name, schema in schemas.items()}
+    return _with_refs_renamed(refs, names), _with_refs_renamed(renamed, names)
+
+
+def _component_name(pydantic_name: str, schema: Mapping[str, Any]) -> str:
+    """The schema's title, in the characters a component name may have. pydantic's
+    ``-Input``/``-Output`` suffix stays: it tells apart the two schemas of a model
+    whose validation and serialization differ."""
+    title = schema.get("title")
+    if not isinstance(title, str) or not title:
+        return pydantic_name
+    mode = _MODE_SUFFIX.search(pydantic_name)
+    return _NOT_IN_A_NAME.sub("_", title) + (mode[0] if mode else "")
+
+
+def _describe(pydantic_name: str, owners: Mapping[str, type[Any]]) -> str:
+    model = owners.get(pydantic_name)
+    if model is None:
+        return repr(pydantic_name)
+    return f"{model.__module__}.{model.__qualname__} ({pydantic_name!r})"
+
+
+def _with_refs_renamed(value: Any, names: Mapping[str, str]) -> Any:
+    """``value`` with every reference to a component (each ``$ref``, and the
+    values of a discriminator's ``mapping``) pointing at its new name."""
+    if isinstance(value, list):
+        return [_with_refs_renamed(item, names) for item in cast("list[Any]", value)]
+    if not isinstance(value, dict):
+        return value
+    result: dict[Any, Any] = {}
+    for key, item in cast("dict[Any, Any]", value).items():
+        if key == "$ref" and isinstance(item, str):
+            result[key] = _renamed_ref(item, names)
+            continue
+        result[key] = renamed = _with_refs_renamed(item, names)
+        if key == "discriminator" and isinstance(renamed, dict):
+            mapping = cast("dict[str, Any]", renamed).get("mapping")
+            if isinstance(mapping, dict):
+                renamed["mapping"] = {
+                    tag: _renamed_ref(ref, names) if isinstance(ref, str) else ref
+                    for tag, ref in cast("dict[str, Any]", mapping).items()
+                }
+    return result
+
+
+def _renamed_ref(ref: str, names: Mapping[str, str]) -> str:
+    name = ref.removeprefix(_REF_PREFIX)
+    if name == ref or name not in names:
+        return ref
+    return _REF_PREFIX + names[name]
 
 
 def _operation_object(

@@ -23,9 +23,9 @@ class Author(BaseModel):
     name: str
 
 
+# One article as the API shows it, and as the cache keeps it. (A comment, not a
+# docstring: a docstring would become the schema's description in the document.)
 class ArticleOut(BaseModel):
-    """One article as the API shows it (and as the cache keeps it)."""
-
     model_config = ConfigDict(title="Article")
 
     id: int

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.core.openapi import MAX_ID, without_null
+from app.core.openapi import without_null
+from app.core.routing import MAX_ID
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
 
