@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 
 import pytest
 from conftest import MYSQL_URL, SettingsFactory
@@ -10,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 
 from app import create_app
-from app.extensions.database import get_database
+from app.extensions.database import Database, get_database
 
 
 def test_ping_works_on_both_backends(make_settings: SettingsFactory, database_url: str) -> None:
@@ -93,3 +95,20 @@ def test_database_echo_logs_each_statement_once_through_the_app_logging(
     assert logging.getLogger("sqlalchemy.engine").handlers == []
     create_app(make_settings(database_echo=False))
     assert logging.getLogger("sqlalchemy.engine").level == logging.WARNING
+
+
+def test_an_app_that_is_gone_leaves_no_database_behind(make_settings: SettingsFactory) -> None:
+    """The commit effects' listeners hold no reference to their Database, so a
+    dropped app's engine and its pooled connections go with it (a suite that
+    builds hundreds of apps would otherwise run MariaDB out of connections)."""
+    databases: list[weakref.ref[Database]] = []
+    for _ in range(3):
+        app = create_app(make_settings(database_url=MYSQL_URL, meili_url="http://127.0.0.1:9"))
+        database = app.extensions["database"]
+        with app.app_context():
+            database.ping()
+        databases.append(weakref.ref(database))
+        del app, database
+    gc.collect()
+    alive = [ref for ref in databases[:-1] if ref() is not None]
+    assert alive == []

@@ -48,7 +48,9 @@ MYSQL_SQL_MODE = "TRADITIONAL,NO_ENGINE_SUBSTITUTION"
 
 ItemT = TypeVar("ItemT")
 
-#: Where a session keeps what each effect collected, until commit or rollback.
+#: Where a session finds its database's effects, and keeps what each one
+#: collected until the commit or the rollback.
+_EFFECTS = "commit_effects"
 _COLLECTED = "commit_effects_collected"
 
 
@@ -69,15 +71,20 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.session_factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self._effects: list[CommitEffect[Any]] = []
+        # Each session finds the effects through its info, so the module-level
+        # listeners hold no reference to this object (bound methods would keep
+        # every Database, and its pool of connections, alive for good).
+        self.session_factory = sessionmaker(
+            bind=engine, expire_on_commit=False, info={_EFFECTS: self._effects}
+        )
         self.session: scoped_session[Session] = scoped_session(
             self.session_factory, scopefunc=_app_context_id
         )
-        self._effects: list[CommitEffect[Any]] = []
-        event.listen(self.session_factory, "before_flush", self._before_flush)
-        event.listen(self.session_factory, "after_flush", self._after_flush)
-        event.listen(self.session_factory, "after_commit", self._after_commit)
-        event.listen(self.session_factory, "after_rollback", self._after_rollback)
+        event.listen(self.session_factory, "before_flush", _before_flush)
+        event.listen(self.session_factory, "after_flush", _after_flush)
+        event.listen(self.session_factory, "after_commit", _after_commit)
+        event.listen(self.session_factory, "after_rollback", _after_rollback)
 
     def on_commit(
         self,
@@ -98,39 +105,6 @@ class Database:
         """The registered effects, in the order they run."""
         return tuple(self._effects)
 
-    def _collected(self, session: Session) -> dict[str, list[Any]]:
-        collected: dict[str, list[Any]] = session.info.setdefault(_COLLECTED, {})
-        return collected
-
-    def _before_flush(self, session: Session, _flush: UOWTransaction, _instances: Any) -> None:
-        for effect in self._effects:
-            if effect.collect_before_flush is not None:
-                items = list(effect.collect_before_flush(session))
-                if items:
-                    self._collected(session).setdefault(effect.name, []).extend(items)
-
-    def _after_flush(self, session: Session, _flush: UOWTransaction) -> None:
-        for effect in self._effects:
-            items = list(effect.collect(session))
-            if items:
-                self._collected(session).setdefault(effect.name, []).extend(items)
-
-    def _after_commit(self, session: Session) -> None:
-        collected: dict[str, list[Any]] = session.info.pop(_COLLECTED, {})
-        if not collected:
-            return
-        for effect in self._effects:
-            items = collected.get(effect.name)
-            if not items:
-                continue
-            try:
-                effect.act(items)
-            except Exception:  # the commit happened; an effect's fault must not undo the request
-                log.exception("commit effect %s failed after commit", effect.name)
-
-    def _after_rollback(self, session: Session) -> None:
-        session.info.pop(_COLLECTED, None)
-
     def ping(self) -> None:
         """Run ``SELECT 1``; raises if the database cannot be reached."""
         with self.engine.connect() as connection:
@@ -138,6 +112,49 @@ class Database:
 
     def remove_session(self, _exc: BaseException | None = None) -> None:
         self.session.remove()
+
+
+def _effects_of(session: Session) -> list[CommitEffect[Any]]:
+    effects: list[CommitEffect[Any]] = session.info.get(_EFFECTS, [])
+    return effects
+
+
+def _collected(session: Session) -> dict[str, list[Any]]:
+    collected: dict[str, list[Any]] = session.info.setdefault(_COLLECTED, {})
+    return collected
+
+
+def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    for effect in _effects_of(session):
+        if effect.collect_before_flush is not None:
+            items = list(effect.collect_before_flush(session))
+            if items:
+                _collected(session).setdefault(effect.name, []).extend(items)
+
+
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    for effect in _effects_of(session):
+        items = list(effect.collect(session))
+        if items:
+            _collected(session).setdefault(effect.name, []).extend(items)
+
+
+def _after_commit(session: Session) -> None:
+    collected: dict[str, list[Any]] = session.info.pop(_COLLECTED, {})
+    if not collected:
+        return
+    for effect in _effects_of(session):
+        items = collected.get(effect.name)
+        if not items:
+            continue
+        try:
+            effect.act(items)
+        except Exception:  # the commit happened; an effect's fault must not undo the request
+            log.exception("commit effect %s failed after commit", effect.name)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_COLLECTED, None)
 
 
 def _app_context_id() -> int:
