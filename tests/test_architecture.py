@@ -104,3 +104,47 @@ def test_without_meilisearch_only_the_cache_follows_a_commit(
 ) -> None:
     app = create_app(make_settings())
     assert [effect.name for effect in app.extensions["database"].commit_effects] == ["cache"]
+
+
+def test_a_new_route_module_and_model_module_need_no_registration(
+    copy_of_the_app: Path,
+) -> None:
+    """The recipe's claim: the routes module and the model module are all a new
+    resource adds; /api/v1 serves the one, Base.metadata knows the other."""
+    (copy_of_the_app / "app" / "models" / "bookmark.py").write_text(
+        "from sqlalchemy.orm import Mapped, mapped_column\n"
+        "from app.models.base import Base, BigID\n\n\n"
+        "class Bookmark(Base):\n"
+        '    __tablename__ = "bookmarks"\n'
+        "    id: Mapped[int] = mapped_column(BigID, primary_key=True)\n"
+    )
+    (copy_of_the_app / "app" / "api" / "v1" / "bookmarks.py").write_text(
+        "from app.core.application import APIBlueprint\n\n"
+        'bp = APIBlueprint("bookmarks", __name__, url_prefix="/bookmarks")\n\n\n'
+        '@bp.operation("GET", "", "listBookmarks", responses={200: "The bookmarks"})\n'
+        "def list_bookmarks() -> list[int]:\n"
+        '    """Your bookmarks."""\n'
+        "    return []\n"
+    )
+    probe = (
+        "import tempfile, pathlib\n"
+        "from app import create_app\n"
+        "from app.core.settings import Settings\n"
+        "from app.models import Base\n"
+        "settings = Settings(_env_file=None, app_env='testing',"
+        " instance_path=pathlib.Path(tempfile.mkdtemp()))\n"
+        "client = create_app(settings).test_client()\n"
+        "print(client.get('/api/v1/bookmarks').status_code)\n"
+        "print('bookmarks' in Base.metadata.tables)\n"
+        "print('listBookmarks' in client.get('/api/v1/openapi.json').get_data(as_text=True))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=copy_of_the_app,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(copy_of_the_app), "PATH": str(LINT_IMPORTS.parent)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "True", "True"]
