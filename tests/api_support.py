@@ -1,17 +1,21 @@
 """Helpers for tests of the HTTP API: accounts, tokens and articles made through
-the API itself (an admin is promoted in the database, as the CLI does)."""
+the API itself (an admin is promoted in the database, as the CLI does), the
+error envelope checked, every row read back, and the SQL a block ran."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import event, select, update
 
 from app.core.application import APIFlask
+from app.core.error_codes import ErrorCode
 from app.extensions.database import get_database
-from app.models import SearchOutbox, User, utcnow
+from app.models import Base, SearchOutbox, User, utcnow
 
 PASSWORD = "correct horse battery"
 
@@ -80,3 +84,49 @@ class Api:
                 for article_id in article_ids
             )
             session.commit()
+
+
+# -- checks --------------------------------------------------------------------------
+
+
+def snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in primary key order."""
+    with api.app.app_context():
+        session = get_database().session()
+        return {
+            table.name: [
+                tuple(row)
+                for row in session.execute(select(table).order_by(*table.primary_key.columns)).all()
+            ]
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def error(response: Any, status: int, error_code: ErrorCode | set[ErrorCode]) -> dict[str, Any]:
+    """The response's error envelope, checked to be a ``status``/``error_code`` one."""
+    assert response.status_code == status, response.get_data()[:500]
+    assert response.mimetype == "application/json"
+    body: dict[str, Any] = response.json
+    assert body["code"] == status
+    assert body["error_code"] in (error_code if isinstance(error_code, set) else {error_code})
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+@contextmanager
+def count_queries(api: Api) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs inside the block."""
+    with api.app.app_context():
+        engine = get_database().engine
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -3,34 +3,15 @@ requests, optimistic concurrency, filters, sorting, pagination and query counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from api_support import Api, Caller
-from sqlalchemy import event, text
+from api_support import Api, Caller, count_queries
+from sqlalchemy import text
 
 from app.api.v1 import articles as article_views
 from app.extensions.database import get_database
 from app.services import articles as service
-
-
-@contextmanager
-def count_queries(api: Api) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block."""
-    with api.app.app_context():
-        engine = get_database().engine
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_create_answers_201_with_location_and_etag(api: Api) -> None:

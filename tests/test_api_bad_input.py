@@ -17,15 +17,13 @@ from typing import Any, NamedTuple
 
 import pytest
 import redis
-from api_support import PASSWORD, Api, Caller
+from api_support import PASSWORD, Api, Caller, error, snapshot
 from conftest import REDIS_URL, SettingsFactory
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from app import create_app
 from app.auth.access_tokens import issue_access_token
 from app.core.error_codes import ErrorCode
-from app.extensions.database import get_database
-from app.models import Base
 
 ARTICLES = "/api/v1/articles"
 TARGETS = ["register", "create", "update"]
@@ -33,32 +31,6 @@ ARTICLE_TARGETS = ["create", "update"]
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in primary key order."""
-    with api.app.app_context():
-        session = get_database().session()
-        return {
-            table.name: [
-                tuple(row)
-                for row in session.execute(select(table).order_by(*table.primary_key.columns)).all()
-            ]
-            for table in Base.metadata.sorted_tables
-        }
-
-
-def error(response: Any, status: int, error_code: ErrorCode | set[ErrorCode]) -> dict[str, Any]:
-    """The response's error envelope, checked to be a ``status``/``error_code`` one."""
-    assert response.status_code == status, response.get_data()[:500]
-    assert response.mimetype == "application/json"
-    body: dict[str, Any] = response.json
-    assert body["code"] == status
-    assert body["error_code"] in (error_code if isinstance(error_code, set) else {error_code})
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
 
 
 @dataclass
