@@ -76,7 +76,7 @@ def new_manager(local_size: int = 10_000) -> Manager:
     manager.register_storage("local", LocalStorage(max_size=local_size, ttl=timedelta(minutes=5)))
     manager.register_storage("redis", RedisStorage(redis.Redis.from_url(REDIS_URL)))
     deadline = time.monotonic() + 5
-    while not manager._local_trusted and time.monotonic() < deadline:
+    while not manager._local_copies_safe and time.monotonic() < deadline:
         time.sleep(0.01)
     return manager
 

@@ -115,13 +115,13 @@ def make_manager(
     manager.register_storage(
         "redis", RedisStorage(client or redis_client(), ttl=timedelta(minutes=10))
     )
-    wait_trusted(manager)
+    wait_local_copies_safe(manager)
     return manager
 
 
-def wait_trusted(manager: Manager, timeout: float = 5.0) -> None:
+def wait_local_copies_safe(manager: Manager, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while not manager._local_trusted:
+    while not manager._local_copies_safe:
         if time.monotonic() > deadline:
             raise AssertionError("cache listener did not subscribe in time")
         time.sleep(0.005)

@@ -271,10 +271,10 @@ def _forked_child(manager: Manager, results: Any) -> None:
     local = manager.all_storage["local"]
     report: dict[str, Any] = {"local_size": len(local)}  # type: ignore[arg-type]
     deadline = time.monotonic() + 5
-    while not manager._local_trusted and time.monotonic() < deadline:
+    while not manager._local_copies_safe and time.monotonic() < deadline:
         manager.get(ArticleNode(50))  # the first use restarts the listener
         time.sleep(0.01)
-    report["listening"] = manager._local_trusted
+    report["listening"] = manager._local_copies_safe
     report["value"] = manager.get(ArticleNode(1)).id  # type: ignore[union-attr]
     results.put(report)
     # Now wait for the parent's invalidation to reach this child's local tier.

@@ -21,7 +21,7 @@ from cache_support import (
     loads,
     make_manager,
     redis_client,
-    wait_trusted,
+    wait_local_copies_safe,
 )
 
 from app.cache import Manager
@@ -155,14 +155,14 @@ def test_while_the_subscription_is_down_the_local_tier_is_not_trusted(
     listener = storage._listener
     assert listener is not None
     redis_client.client_kill_filter(_type="pubsub")  # the subscription drops
-    assert wait_until(lambda: not manager._local_trusted)
+    assert wait_until(lambda: not manager._local_copies_safe)
     # Meanwhile another process changes the value; the stale local copy must not win.
     redis_client.set(full_key(ArticleNode(1)), b'{"id":1,"title":"changed","version":2}')
     value = manager.get(ArticleNode(1))
     assert value is not None
-    assert value.title == "changed" or manager._local_trusted
+    assert value.title == "changed" or manager._local_copies_safe
     # It resubscribes by itself, clearing the local tier it could not keep honest.
-    assert wait_until(lambda: manager._local_trusted)
+    assert wait_until(lambda: manager._local_copies_safe)
     assert manager.get(ArticleNode(1)) == Article(id=1, title="changed", version=2)
 
 
@@ -230,7 +230,7 @@ def test_when_redis_returns_the_cache_recovers_by_itself(
         timeout=5,
     )
     assert redis_client.exists(full_key(ArticleNode(1))) == 0  # the missed invalidation, replayed
-    wait_trusted(manager)
+    wait_local_copies_safe(manager)
     assert any("Redis is back" in r.getMessage() for r in caplog.records)
     manager.close()
     client.close()

@@ -44,7 +44,7 @@ class Invalidations:
     and writes into a local tier only if it has not moved since, so a value read
     just before an invalidation cannot land in a local tier just after it.
 
-    ``set_local_trusted`` receives whether every shared storage says
+    ``set_local_copies_safe`` receives whether every shared storage says
     ``local_copies_safe``: the manager keeps that flag itself, since its
     local-hit path reads it.
     """
@@ -54,13 +54,13 @@ class Invalidations:
         storages: Mapping[str, Storage],
         flights: Flights,
         stats: CacheStats,
-        set_local_trusted: Callable[[bool], None],
+        set_local_copies_safe: Callable[[bool], None],
     ) -> None:
         self.count = 0
         self._storages = storages
         self._flights = flights
         self._stats = stats
-        self._set_local_trusted = set_local_trusted
+        self._set_local_copies_safe = set_local_copies_safe
         self._last_report = 0.0
 
     # -- sending ------------------------------------------------------------
@@ -140,7 +140,7 @@ class Invalidations:
         self.update_trust()
 
     def update_trust(self) -> None:
-        self._set_local_trusted(
+        self._set_local_copies_safe(
             all(
                 storage.local_copies_safe
                 for storage in self._storages.values()

@@ -63,9 +63,9 @@ class Manager:
         self._flights = Flights()
         # Whether every shared storage's listener is subscribed, so local copies
         # are served. Kept here, not in Invalidations: the local-hit path reads it.
-        self._local_trusted = True
+        self._local_copies_safe = True
         self._invalidations = Invalidations(
-            self._storages, self._flights, self.stats, self._set_local_trusted
+            self._storages, self._flights, self.stats, self._set_local_copies_safe
         )
         self._loader = Loader(
             serializer or JSONSerializer(),
@@ -149,7 +149,7 @@ class Manager:
         plan = self._plans.get(type(node)) or self._plan_for(type(node))
         key = plan.key_prefix + node.key() + plan.key_suffix
         local = plan.first_local
-        if local is not None and self._local_trusted:
+        if local is not None and self._local_copies_safe:
             value = local.get(key)
             if value is not MISS:
                 plan.first_local_stats.hits += 1  # pyright: ignore[reportOptionalMemberAccess]
@@ -165,7 +165,7 @@ class Manager:
     def _get_after_local_miss(
         self, node: Node[ModelT], plan: TierPlan, key: str, local: LocalStorage
     ) -> ModelT | None:
-        """The usual shape, ``["local", "redis"]``, after a trusted local miss:
+        """The usual shape, ``["local", "redis"]``, after a local miss while local copies are safe:
         the general walk in :meth:`_get_slow` without its bookkeeping."""
         shared = cast("SharedStorage", plan.coordinator)
         tier = plan.tiers[1]
@@ -270,11 +270,11 @@ class Manager:
                 value = storage.get(key)
                 if value is MISS:
                     tier.stats.misses += 1
-                elif self._local_trusted:
+                elif self._local_copies_safe:
                     tier.stats.hits += 1
                     return unwrap(value)
                 elif fallback is MISS:
-                    fallback = value  # trusted only if no shared tier can answer
+                    fallback = value  # served only if no shared tier can answer
                 continue
             try:
                 raw = cast("SharedStorage", storage).get(key)
@@ -315,7 +315,7 @@ class Manager:
                     if value is MISS:
                         tier.stats.misses += 1
                         still.append(index)
-                    elif self._local_trusted:
+                    elif self._local_copies_safe:
                         tier.stats.hits += 1
                         results[index] = value
                     else:
@@ -355,11 +355,11 @@ class Manager:
         self._plans[node_class] = plan
         return plan
 
-    def _set_local_trusted(self, trusted: bool) -> None:
-        self._local_trusted = trusted
+    def _set_local_copies_safe(self, safe: bool) -> None:
+        self._local_copies_safe = safe
 
     def _ensure_listening(self) -> None:
-        if self._local_trusted:
+        if self._local_copies_safe:
             return
         for storage in self._storages.values():
             ensure = getattr(storage, "ensure_listening", None)
