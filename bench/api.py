@@ -80,7 +80,7 @@ from app.extensions.cache import get_cache
 from app.extensions.database import create_database_engine, get_database
 from app.migrations import head_revision, upgrade
 from app.models import Article, User
-from app.schemas.articles import ArticlePage, ArticleQuery
+from app.schemas.articles import ArticleQuery
 from app.services import articles as service
 from app.services.articles import ArticleNode
 from bench import api_rivals
@@ -640,9 +640,8 @@ def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
             database.session.remove()
             return found
 
-        items, total = service.list_page(database.session(), query, viewer=None)
+        page = service.list_page(database.session(), query, viewer=None)
         database.session.remove()
-        page = ArticlePage(items=items, page=1, per_page=100, total=total, pages=1)
         list_pieces: list[tuple[str, Callable[[], object], int]] = [
             ("  service.list_page() (3 SELECTs, 100 models)", search, 100),
             ("  dumps_bytes(page)", lambda: dumps_bytes(page), 2_000),

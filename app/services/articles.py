@@ -42,7 +42,13 @@ from app.core.domain_errors import (
 )
 from app.extensions.database import get_database
 from app.models import Article, ArticleStatus, Tag, User, utcnow
-from app.schemas.articles import ArticleCreate, ArticleOut, ArticleQuery, ArticleUpdate
+from app.schemas.articles import (
+    ArticleCreate,
+    ArticleOut,
+    ArticlePage,
+    ArticleQuery,
+    ArticleUpdate,
+)
 from app.services.pagination import page_of
 
 SORTS: dict[str, tuple[Any, ...]] = {
@@ -153,11 +159,9 @@ def get_visible(manager: Manager, article_id: int, viewer: Callable[[], User | N
     return article
 
 
-def list_page(
-    session: Session, query: ArticleQuery, *, viewer: User | None
-) -> tuple[list[ArticleOut], int]:
-    """One page of articles and the total: published ones, or with
-    ``status=draft`` the drafts ``viewer`` edits."""
+def list_page(session: Session, query: ArticleQuery, *, viewer: User | None) -> ArticlePage:
+    """One page of articles: published ones, or with ``status=draft`` the
+    drafts ``viewer`` edits."""
     conditions: list[ColumnElement[bool]] = []
     if query.status == ArticleStatus.DRAFT:
         conditions.append(Article.status == ArticleStatus.DRAFT.value)
@@ -176,7 +180,7 @@ def list_page(
         order_by=SORTS[query.sort],
         options=WITH_RELATIONS,
     )
-    return [to_out(row) for row in rows], total
+    return ArticlePage.of([to_out(row) for row in rows], query, total)
 
 
 # -- writes -------------------------------------------------------------------------
