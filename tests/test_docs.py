@@ -45,7 +45,21 @@ CODE_REFERENCE = {
         "app.core.application.APIRequest",
     ],
     "reference/json.md": ["app.core.json.OrJSONProvider", "app.core.json.dumps_bytes"],
-    "reference/exceptions.md": ["app.core.exceptions.APIException", "app.core.exceptions.NotFound"],
+    "reference/exceptions.md": [
+        "app.core.exceptions.APIException",
+        "app.core.exceptions.NotFound",
+        "app.core.domain_errors.DomainError",
+    ],
+    "reference/services.md": [
+        "app.services.articles.get_visible",
+        "app.services.articles.is_editor",
+        "app.services.accounts.sign_in",
+        "app.services.pagination.page_of",
+    ],
+    "reference/database.md": [
+        "app.extensions.database.Database.on_commit",
+        "app.extensions.database.CommitEffect",
+    ],
     "reference/settings.md": ["app.core.settings.Settings", "app.core.settings.Settings.app_env"],
     "reference/cache.md": [
         "app.cache.Manager",
