@@ -51,7 +51,15 @@ def test_upgrade_from_empty_creates_every_table(engine: Engine) -> None:
     assert migrations.current_revision(engine) is None
     migrations.upgrade(engine)
     assert set(inspect(engine).get_table_names()) == TABLES
-    assert {"users", "refresh_tokens", "articles", "tags", "search_outbox"} <= TABLES
+    assert {
+        "users",
+        "refresh_tokens",
+        "articles",
+        "tags",
+        "article_tags",
+        "search_outbox",
+        "search_reindex",
+    } <= TABLES
     assert migrations.current_revision(engine) == migrations.head_revision() == HEAD
 
 
