@@ -71,9 +71,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
 
 def _init_services(app: APIFlask) -> None:
-    """The services' wiring: the cached nodes, the background tasks, and every
-    side effect of a commit, all registered here (``docs/architecture.md`` has
-    them as one table)."""
+    """The services' wiring: the background tasks, and every side effect of a
+    commit, all registered here (``docs/architecture.md`` has them as one table)."""
     database: Database = app.extensions["database"]
     cache = app.extensions["cache"]
     tasks.register(app.extensions["celery"])
