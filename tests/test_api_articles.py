@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_support import Api, Caller, count_queries
+from api_support import Api, Caller, count_queries, error, snapshot
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from app.api.v1 import articles as article_views
+from app.core.error_codes import ErrorCode
 from app.extensions.database import get_database
 from app.services import articles as service
 
@@ -293,3 +295,59 @@ def test_list_queries_do_not_grow_with_the_page(api: Api) -> None:
     with count_queries(api) as large:
         assert len(api.client.get("/api/v1/articles?per_page=30").json["items"]) == 30  # type: ignore[index]
     assert len(large) == len(small) == 3  # count, the page with authors, the tags
+
+
+# -- tags that lower-casing lengthens ------------------------------------------------
+
+#: "İ" (U+0130) lower-cases to two characters: "i" and a combining dot above.
+DOTTED_I = "\u0130"
+
+
+def test_a_tag_too_long_once_lower_cased_is_a_422_and_writes_nothing(api: Api) -> None:
+    author = api.register()
+    before = snapshot(api)
+    response = api.client.post(
+        "/api/v1/articles",
+        json={"title": "t", "body": "b", "tags": [DOTTED_I * 26]},
+        headers=author.headers,
+    )
+    body = error(response, 422, ErrorCode.VALIDATION_FAILED)
+    assert [detail["loc"] for detail in body["details"]] == [["body", "tags", 0]]
+    assert body["details"][0]["type"] == "string_too_long"
+    assert snapshot(api) == before
+
+
+def test_patching_in_a_tag_too_long_once_lower_cased_is_a_422(api: Api) -> None:
+    author = api.register()
+    article = api.article(author)
+    before = snapshot(api)
+    response = api.client.patch(
+        f"/api/v1/articles/{article['id']}",
+        json={"tags": [DOTTED_I * 26]},
+        headers=author.headers,
+    )
+    error(response, 422, ErrorCode.VALIDATION_FAILED)
+    assert snapshot(api) == before
+
+
+def test_a_tag_of_fifty_characters_once_lower_cased_is_stored_whole(api: Api) -> None:
+    author = api.register()
+    tag = DOTTED_I * 25  # 50 characters once lower-cased
+    created = api.article(author, tags=[tag])
+    assert created["tags"] == [tag.lower()]
+    assert len(created["tags"][0]) == 50
+    listed = api.client.get("/api/v1/articles", query_string={"tag": tag})
+    assert [item["id"] for item in listed.json["items"]] == [created["id"]]
+
+
+def test_mysql_refuses_a_tag_name_it_would_truncate(api: Api) -> None:
+    """Strict mode rejects data too long for its column; the tags' upsert must not
+    turn that into a warning, as INSERT IGNORE did."""
+    with api.app.app_context():
+        session = get_database().session()
+        if session.get_bind().dialect.name != "mysql":
+            pytest.skip("SQLite does not enforce VARCHAR lengths; this is MySQL's strict mode")
+        with pytest.raises(DataError):
+            service.tags_named(session, ["x" * 51])
+        session.rollback()
+        assert [tag.name for tag in service.tags_named(session, ["x" * 50])] == ["x" * 50]

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from app.models.article import ArticleStatus
 from app.schemas.base import ID, Page, PageQuery, Patch, StrictModel
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Body = Annotated[str, Field(min_length=1, max_length=100_000)]
+
+
+def _normalized_tag(value: object) -> object:
+    """Tags compare stripped and in lower case. Normalize before the length is
+    checked: lower-casing can lengthen a string ("İ" becomes two characters)."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 TagName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50),
+    StringConstraints(min_length=1, max_length=50),
+    BeforeValidator(_normalized_tag),
 ]
 Tags = Annotated[list[TagName], Field(max_length=10)]
 

@@ -268,7 +268,10 @@ def tags_named(session: Session, names: Sequence[str]) -> list[Tag]:
     if session.get_bind().dialect.name == "sqlite":
         session.execute(sqlite_insert(Tag).values(rows).on_conflict_do_nothing())
     else:
-        session.execute(mysql_insert(Tag).values(rows).prefix_with("IGNORE"))
+        # Not INSERT IGNORE: it would also turn strict mode's "data too long"
+        # into a warning and store the name truncated.
+        insert = mysql_insert(Tag).values(rows)
+        session.execute(insert.on_duplicate_key_update(name=insert.inserted.name))
     by_name = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(unique)))}
     return [by_name[name] for name in unique]
 
