@@ -19,7 +19,7 @@ from app.core import exceptions
 from app.core.application import APIFlask
 from app.core.envelope import ErrorEnvelope
 from app.core.error_codes import ERROR_CODE_FOR_STATUS, ErrorCode
-from app.core.errors import validation_details
+from app.core.errors import MAX_DETAILS, validation_details
 from app.core.validation import validated
 
 ENVELOPE_KEYS = {"code", "error_code", "message", "request_id"}
@@ -445,3 +445,35 @@ def test_an_unreachable_database_is_a_503_logged_as_a_warning(
     [record] = [r for r in caplog.records if r.name == "app.error"]
     assert record.levelname == "WARNING"
     assert record.getMessage() == "database unavailable on GET /api/v1/articles: OperationalError"
+
+
+def test_a_422_lists_at_most_fifty_problems_and_counts_the_rest(
+    make_settings: SettingsFactory,
+) -> None:
+    """A body of 96,000 unknown keys once answered a 422 of 8.66 MB."""
+    client = create_app(make_settings()).test_client()
+    body = orjson.dumps({f"k{i}": 1 for i in range(96_000)})
+    response = client.post("/api/v1/auth/register", data=body, content_type="application/json")
+    details = envelope(response)["details"]
+    assert response.status_code == 422
+    assert len(details) == MAX_DETAILS + 1 == 51
+    assert all(detail["type"] in {"extra_forbidden", "missing"} for detail in details[:50])
+    # 96,000 unknown keys and 3 missing fields: 96,003 problems, 50 listed.
+    assert details[-1] == {
+        "loc": ["body"],
+        "msg": "95953 more problems, not listed",
+        "type": "too_many_errors",
+    }
+    assert len(response.data) < 10_000
+
+
+def test_fifty_problems_are_listed_without_a_count() -> None:
+    class Fifty(BaseModel):
+        model_config = {"extra": "forbid"}
+
+    with pytest.raises(ValidationError) as raised:
+        Fifty.model_validate({f"k{i}": 1 for i in range(MAX_DETAILS)})
+    details = validation_details(raised.value, location="query")
+    assert len(details) == 50
+    assert {detail["type"] for detail in details} == {"extra_forbidden"}
+    assert details[0]["loc"] == ["query", "k0"]

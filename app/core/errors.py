@@ -70,17 +70,33 @@ def error_response(
     return response
 
 
+#: At most this many problems are listed in a 422's ``details``; one more entry
+#: counts the rest, so a body of 100,000 bad keys cannot make a response of megabytes.
+MAX_DETAILS = 50
+
+
 def validation_details(
     exc: ValidationError, *, location: str | None = None
 ) -> list[dict[str, Any]]:
     """pydantic's errors as envelope ``details``, optionally under a location
-    (``"body"``, ``"query"``). The offending input is left out on purpose: it may
-    be a password."""
+    (``"body"``, ``"query"``), the first :data:`MAX_DETAILS` of them, and then
+    one ``too_many_errors`` entry saying how many more there were. The
+    offending input is left out on purpose: it may be a password."""
     prefix: tuple[str | int, ...] = (location,) if location else ()
-    return [
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    details: list[dict[str, Any]] = [
         {"loc": [*prefix, *error["loc"]], "msg": error["msg"], "type": error["type"]}
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+        for error in errors[:MAX_DETAILS]
     ]
+    if len(errors) > MAX_DETAILS:
+        details.append(
+            {
+                "loc": list(prefix),
+                "msg": f"{len(errors) - MAX_DETAILS} more problems, not listed",
+                "type": "too_many_errors",
+            }
+        )
+    return details
 
 
 def handle_api_exception(exc: APIException) -> Response:
