@@ -296,3 +296,31 @@ def test_without_its_redis_throttling_falls_back_to_memory_loudly(
         assert _sign_in(api, caller.email, PASSWORD) == 429
     warnings = [r for r in caplog.records if "rate limit storage unavailable" in r.message]
     assert len(warnings) == 1
+
+
+@pytest.mark.usefixtures("redis_client")
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "{email} ",  # MySQL's PAD SPACE collations ignore trailing spaces
+        "{email}  ",
+        "{accented}",  # and accent-insensitive ones ignore accents
+    ],
+)
+def test_no_other_spelling_of_an_email_reaches_its_account(
+    make_settings: SettingsFactory, db_engine: Engine, spelling: str
+) -> None:
+    """Each spelling once got a throttle counter of its own, and MySQL matched
+    it to the account, so the per-account limit could be walked around."""
+    api = _throttled_app(make_settings, db_engine)
+    caller = api.register()
+    variant = spelling.format(email=caller.email, accented=caller.email.replace("a", "\u00e1", 1))
+    assert variant != caller.email
+    # The right password under another spelling is not a sign-in.
+    form = api.client.post("/api/v1/auth/token", data={"username": variant, "password": PASSWORD})
+    assert form.status_code == 401
+    # Three failures lock the account; no other spelling gets past the lock.
+    assert [_sign_in(api, caller.email, "wrong") for _ in range(3)] == [401, 401, 401]
+    retry = api.client.post("/api/v1/auth/token", data={"username": variant, "password": PASSWORD})
+    assert retry.status_code in {401, 429}
+    assert _sign_in(api, caller.email, PASSWORD) == 429

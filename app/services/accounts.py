@@ -12,6 +12,7 @@ Each function is a unit of work: it commits, or leaves nothing changed.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from pwdlib import PasswordHash
@@ -28,10 +29,11 @@ from app.core.settings import Settings
 from app.extensions.rate_limit import LoginLimiter
 from app.models import RefreshToken, User
 from app.schemas.base import PageQuery
-from app.schemas.users import Register, TokenPair, UserOut, UserPage, UserUpdate
+from app.schemas.users import EMAIL_PATTERN, Register, TokenPair, UserOut, UserPage, UserUpdate
 from app.services.pagination import page_of
 
 EMAIL_TAKEN = "An account with this email already exists"
+_ACCOUNT_EMAIL = re.compile(EMAIL_PATTERN)
 BAD_CREDENTIALS = "The email or the password is wrong"
 
 
@@ -78,10 +80,21 @@ def sign_in(
     settings: Settings,
 ) -> TokenPair:
     """Trade an email and password for a token pair; count a failure against
-    the account and the client ``address``."""
+    the account and the client ``address``.
+
+    An account's email is what :data:`~app.schemas.users.EMAIL_PATTERN`
+    allows, lower-cased: ASCII with no spaces, which every database compares
+    exactly. A sign-in name outside it (the form's ``username`` is free text)
+    names no account and is never looked up, because MySQL's collations would
+    match ``victim@example.com`` to it with a trailing space or an accent
+    added, and each spelling would get a throttle counter of its own."""
     email = email.lower()
     limiter.check(email, address)
-    user = session.scalars(select(User).where(User.email == email)).one_or_none()
+    user = (
+        session.scalars(select(User).where(User.email == email)).one_or_none()
+        if _ACCOUNT_EMAIL.fullmatch(email)
+        else None
+    )
     # An unknown email costs a full verification too, so timing reveals nothing.
     valid, new_hash = verify_password(
         password, user.password_hash if user else None, _hasher(settings)
