@@ -154,11 +154,14 @@ def counting_client() -> CountingRedis:
 
 
 class RedisProxy:
-    """A TCP proxy in front of the test Redis that can be stopped and started:
-    a Redis outage without touching the real server."""
+    """A TCP proxy in front of the test Redis (or any local port) that can be
+    stopped and started, or frozen: an outage, or a server that stops
+    answering, without touching the real server."""
 
     def __init__(self, target_port: int = 6379) -> None:
         self.target_port = target_port
+        self._flowing = threading.Event()
+        self._flowing.set()
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port: int = probe.getsockname()[1]
@@ -179,7 +182,16 @@ class RedisProxy:
         self._server = server
         threading.Thread(target=self._accept, args=(server,), daemon=True).start()
 
+    def freeze(self) -> None:
+        """Keep every connection open and accept new ones, but pass nothing on:
+        a network black hole, or a server stopped with SIGSTOP."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     def stop(self) -> None:
+        self._flowing.set()
         if self._server is not None:
             # shutdown() wakes the thread blocked in accept(); close() alone would not.
             with contextlib.suppress(OSError):
@@ -205,10 +217,10 @@ class RedisProxy:
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, destination: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, destination: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 destination.sendall(data)
         except OSError:
             pass

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 import weakref
+from typing import Any
 
 import pytest
+from cache_support import RedisProxy
 from conftest import MYSQL_URL, SettingsFactory
-from sqlalchemy import text
+from pydantic import ValidationError
+from sqlalchemy import make_url, text
 from sqlalchemy.pool import QueuePool
 
 from app import create_app
@@ -112,3 +116,56 @@ def test_an_app_that_is_gone_leaves_no_database_behind(make_settings: SettingsFa
     gc.collect()
     alive = [ref for ref in databases[:-1] if ref() is not None]
     assert alive == []
+
+
+def test_a_database_that_stops_answering_is_a_503_within_the_read_timeout(
+    make_settings: SettingsFactory, db_engine: Any
+) -> None:
+    """A black hole between the app and MariaDB (the connections stay open and
+    nothing comes back) once held request threads for 46 s. With the read
+    timeout, the request gives up and answers the envelope, and readiness still
+    answers within its own bound."""
+    if db_engine.dialect.name != "mysql":
+        pytest.skip("read and write timeouts are PyMySQL's; SQLite is a local file")
+    url = make_url(MYSQL_URL)
+    proxy = RedisProxy(target_port=url.port or 3306)
+    proxy.start()
+    try:
+        app = create_app(
+            make_settings(
+                database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+                    hide_password=False
+                ),
+                database_read_timeout=1.0,
+                database_write_timeout=1.0,
+            )
+        )
+        client = app.test_client()
+        assert client.get("/api/v1/articles").status_code == 200
+        proxy.freeze()
+        started = time.monotonic()
+        response = client.get("/api/v1/articles")
+        waited = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.json is not None
+        assert response.json["message"] == "The database is unavailable; retry shortly"
+        # One read timeout for the pool's pre-ping, then the reconnect's 5 s
+        # connect timeout at most: well under gunicorn's 30 s.
+        assert waited < 1.0 + 5.0 + 2.0
+        started = time.monotonic()
+        ready = client.get("/api/v1/health/ready")
+        assert ready.status_code == 503
+        assert time.monotonic() - started < 2.0
+        assert ready.json is not None
+        assert ready.json["checks"]["database"]["status"] == "down"
+    finally:
+        proxy.stop()
+
+
+def test_read_and_write_timeouts_must_be_below_gunicorns(make_settings: SettingsFactory) -> None:
+    with pytest.raises(
+        ValidationError, match="DATABASE_READ_TIMEOUT must be below GUNICORN_TIMEOUT"
+    ):
+        make_settings(database_read_timeout=30, gunicorn_timeout=30)
+    with pytest.raises(ValidationError, match="DATABASE_WRITE_TIMEOUT must be below"):
+        make_settings(database_write_timeout=45)

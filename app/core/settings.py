@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     database_max_overflow: Annotated[int, Field(ge=0)] = 10
     database_pool_timeout: PositiveFloat = 10.0
     database_pool_recycle: PositiveInt = 1800
+    #: Seconds a query may wait for MySQL to answer, or to take what it is sent,
+    #: before the request fails with a 503: below GUNICORN_TIMEOUT, so a hung
+    #: database cannot hold a worker's threads past it.
+    database_read_timeout: PositiveFloat = 10.0
+    database_write_timeout: PositiveFloat = 10.0
     database_echo: bool = False
 
     # -- redis --------------------------------------------------------------
@@ -194,6 +199,15 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _database_answers_before_gunicorn_gives_up(self) -> Settings:
+        for name in ("database_read_timeout", "database_write_timeout"):
+            if getattr(self, name) >= self.gunicorn_timeout:
+                raise ValueError(
+                    f"{name.upper()} must be below GUNICORN_TIMEOUT ({self.gunicorn_timeout}s)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

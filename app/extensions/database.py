@@ -181,6 +181,9 @@ def create_database_engine(settings: Settings) -> Engine:
         connect_args = {
             "charset": "utf8mb4",
             "connect_timeout": 5,
+            # Without these, a database that stops answering holds the thread for good.
+            "read_timeout": settings.database_read_timeout,
+            "write_timeout": settings.database_write_timeout,
             "init_command": f"SET SESSION sql_mode='{MYSQL_SQL_MODE}', time_zone='+00:00'",
         }
     return create_engine(
