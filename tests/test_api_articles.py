@@ -336,8 +336,9 @@ def test_a_tag_of_fifty_characters_once_lower_cased_is_stored_whole(api: Api) ->
     created = api.article(author, tags=[tag])
     assert created["tags"] == [tag.lower()]
     assert len(created["tags"][0]) == 50
-    listed = api.client.get("/api/v1/articles", query_string={"tag": tag})
-    assert [item["id"] for item in listed.json["items"]] == [created["id"]]
+    listed = api.client.get("/api/v1/articles", query_string={"tag": tag}).json
+    assert listed is not None
+    assert [item["id"] for item in listed["items"]] == [created["id"]]
 
 
 def test_mysql_refuses_a_tag_name_it_would_truncate(api: Api) -> None:

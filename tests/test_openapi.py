@@ -487,3 +487,43 @@ def test_the_search_page_matches_the_contract(client: FlaskClient) -> None:
     hit = schemas["SearchHit"]["properties"]
     assert "_formatted" in hit
     assert set(hit) - {"_formatted"} == set(schemas["Article"]["properties"])
+
+
+def _texts(value: Any) -> list[str]:
+    """Every summary and description in the document."""
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    if not isinstance(value, dict):
+        return []
+    found: list[str] = []
+    for key, item in value.items():
+        if key in ("summary", "description") and isinstance(item, str):
+            found.append(item)
+        else:
+            found.extend(_texts(item))
+    return found
+
+
+def test_descriptions_are_markdown_not_restructuredtext(document: dict[str, Any]) -> None:
+    texts = _texts(document)
+    assert [text for text in texts if "``" in text] == []
+    assert "Write an article (a draft unless `status` says `published`)." in texts
+    # An angle-bracketed placeholder is a code span, so no renderer takes it for HTML.
+    assert 'The article\'s version tag, `"<id>-<version>"`' in texts
+
+
+@pytest.mark.parametrize(
+    ("schema", "field"),
+    [("ArticleCreate", "title"), ("Register", "name"), ("UserUpdate", "name")],
+)
+def test_stripped_strings_say_that_spaces_alone_are_refused(
+    document: dict[str, Any], schema: str, field: str
+) -> None:
+    """The server strips these before measuring them, so the document asks for
+    a character that is not a space as well as a length."""
+    assert schema_named(document, schema)["properties"][field]["pattern"] == r"\S"
+
+
+def test_tags_say_that_spaces_alone_are_refused(document: dict[str, Any]) -> None:
+    tags = schema_named(document, "ArticleCreate")["properties"]["tags"]
+    assert tags["items"]["pattern"] == r"\S"

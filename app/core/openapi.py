@@ -85,22 +85,47 @@ def build_document(
         paths.setdefault(path, {})[spec.method.lower()] = _operation_object(
             rule, spec, refs, schemas
         )
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": description},
-        "servers": [{"url": base_path}],
-        "paths": paths,
-        "components": {
-            "schemas": dict(sorted(schemas.items())),
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "The access_token from POST /auth/token",
+    return _as_markdown(
+        {
+            "openapi": "3.1.0",
+            "info": {"title": title, "version": version, "description": description},
+            "servers": [{"url": base_path}],
+            "paths": paths,
+            "components": {
+                "schemas": dict(sorted(schemas.items())),
+                "securitySchemes": {
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                        "description": "The access_token from POST /auth/token",
+                    },
                 },
             },
-        },
+        }
+    )
+
+
+#: A reStructuredText inline literal, as docstrings write them: ````status````.
+_RST_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
+
+
+def _as_markdown(value: Any) -> Any:
+    """``value`` with every ``summary`` and ``description`` in Markdown, as
+    OpenAPI reads them (CommonMark): the docstrings' ````x```` become `` `x` ``,
+    so a tool shows code and not doubled backticks, and an ``<em>`` in it is
+    shown, not taken for HTML."""
+    if isinstance(value, list):
+        return [_as_markdown(item) for item in cast("list[Any]", value)]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: (
+            _RST_LITERAL.sub(r"`\1`", item)
+            if key in ("summary", "description") and isinstance(item, str)
+            else _as_markdown(item)
+        )
+        for key, item in cast("dict[Any, Any]", value).items()
     }
 
 

@@ -9,7 +9,11 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from app.models.article import ArticleStatus
 from app.schemas.base import ID, Page, PageQuery, Patch, StrictModel
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: Stripped before they are measured; the pattern tells the document that a
+#: value of spaces alone is refused.
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")
+]
 Body = Annotated[str, Field(min_length=1, max_length=100_000)]
 
 
@@ -21,7 +25,7 @@ def _normalized_tag(value: object) -> object:
 
 TagName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=50),
+    StringConstraints(min_length=1, max_length=50, pattern=r"\S"),
     BeforeValidator(_normalized_tag),
 ]
 Tags = Annotated[list[TagName], Field(max_length=10)]

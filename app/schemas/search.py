@@ -28,7 +28,12 @@ class Highlighted(BaseModel):
 
 
 class SearchHit(ArticleOut):
-    model_config = ConfigDict(title="SearchHit", serialize_by_alias=True)
+    model_config = ConfigDict(
+        title="SearchHit",
+        serialize_by_alias=True,
+        # _formatted is always sent (null without a query): the document says so.
+        json_schema_serialization_defaults_required=True,
+    )
 
     formatted: Highlighted | None = Field(default=None, serialization_alias="_formatted")
 

@@ -37,7 +37,11 @@ Email = Annotated[
     ),
 ]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+#: Stripped before it is measured; the pattern tells the document that a name
+#: of spaces alone is refused.
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")
+]
 
 
 class UserOut(BaseModel):
@@ -82,6 +86,9 @@ class TokenForm(StrictModel):
 
 
 class TokenPair(BaseModel):
+    #: Every field is always sent, token_type included: the document says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth 2 token type
     #: Seconds until the access token expires.

@@ -28,7 +28,7 @@ from app.services.articles import NO_SUCH_ARTICLE, TagMatcher
 
 bp = APIBlueprint("articles", __name__, url_prefix="/articles")
 
-_ETAG = {"ETag": 'The article\'s version tag: "<id>-<version>"'}
+_ETAG = {"ETag": 'The article\'s version tag, `"<id>-<version>"`'}
 
 
 @bp.operation(
