@@ -527,3 +527,46 @@ def test_stripped_strings_say_that_spaces_alone_are_refused(
 def test_tags_say_that_spaces_alone_are_refused(document: dict[str, Any]) -> None:
     tags = schema_named(document, "ArticleCreate")["properties"]["tags"]
     assert tags["items"]["pattern"] == r"\S"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "header"),
+    [
+        ("GET", "/articles", "If-None-Match"),
+        ("GET", "/articles/{article_id}", "If-None-Match"),
+        ("PATCH", "/articles/{article_id}", "If-Match"),
+        ("DELETE", "/articles/{article_id}", "If-Match"),
+    ],
+)
+def test_conditional_request_headers_are_declared(
+    document: dict[str, Any], method: str, path: str, header: str
+) -> None:
+    """A generated client types the ETag workflow only if the document declares it."""
+    parameters = operation(document, method, path)["parameters"]
+    declared = [p for p in parameters if p["in"] == "header" and p["name"] == header]
+    assert len(declared) == 1
+    assert declared[0]["required"] is False
+
+
+def test_only_operations_that_answer_304_or_412_read_conditional_headers(
+    document: dict[str, Any],
+) -> None:
+    for (method, path), found in operations(document).items():
+        names = {p["name"] for p in found["parameters"] if p["in"] == "header"}
+        expected = {
+            name
+            for status, name in (("304", "If-None-Match"), ("412", "If-Match"))
+            if status in found["responses"]
+        }
+        assert names == expected, (method, path)
+
+
+def test_response_headers_the_code_sets_are_declared(document: dict[str, Any]) -> None:
+    for method in ("PATCH", "DELETE"):
+        assert (
+            "ETag"
+            in operation(document, method, "/articles/{article_id}")["responses"]["412"]["headers"]
+        )
+    for (method, path), found in operations(document).items():
+        if "401" in found["responses"]:
+            assert "WWW-Authenticate" in found["responses"]["401"]["headers"], (method, path)

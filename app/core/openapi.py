@@ -54,6 +54,30 @@ _HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The request headers an operation reads when it can answer 304 or 412: the
+#: conditional requests of RFC 9110, typed for a generated client.
+_CONDITIONAL_HEADERS: dict[int, tuple[str, dict[str, Any]]] = {
+    304: (
+        "If-None-Match",
+        {
+            "description": "The ETag you hold; a match answers 304 with no body",
+            "schema": {"type": "string"},
+        },
+    ),
+    412: (
+        "If-Match",
+        {
+            "description": "The ETag you read; the write happens only if it still matches, else 412",
+            "schema": {"type": "string"},
+        },
+    ),
+}
+_WWW_AUTHENTICATE = {
+    "description": 'The scheme to authenticate with: Bearer, with error="invalid_token" for a bad token',
+    "schema": {"type": "string"},
+}
+
+
 def build_document(
     app: Flask, *, title: str, version: str, base_path: str, description: str = ""
 ) -> dict[str, Any]:
@@ -229,6 +253,11 @@ def _operation_object(
             if "description" in schema:
                 parameter["description"] = schema["description"]
             parameters.append({**parameter, "schema": schema})
+    parameters.extend(
+        {"name": name, "in": "header", "required": False, **parameter}
+        for status, (name, parameter) in _CONDITIONAL_HEADERS.items()
+        if status in spec.responses
+    )
 
     errors: dict[int, str] = {}
     if spec.guard is not None:
@@ -286,6 +315,8 @@ def _response_object(
     refs: Mapping[Any, Any],
 ) -> dict[str, Any]:
     headers = dict(_HEADERS)
+    if status == 401:
+        headers["WWW-Authenticate"] = _WWW_AUTHENTICATE
     for name, description in spec.headers.get(status, {}).items():
         headers[name] = {"description": description, "schema": {"type": "string"}}
     if isinstance(described, str):

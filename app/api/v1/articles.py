@@ -29,6 +29,7 @@ from app.services.articles import NO_SUCH_ARTICLE, TagMatcher
 bp = APIBlueprint("articles", __name__, url_prefix="/articles")
 
 _ETAG = {"ETag": 'The article\'s version tag, `"<id>-<version>"`'}
+_CURRENT_ETAG = {"ETag": "The current version's tag, when the If-Match sent is out of date"}
 
 
 @bp.operation(
@@ -130,7 +131,7 @@ def get_article(article_id: int) -> tuple[ArticleOut | None, int, dict[str, str]
         409: "Changed by someone else meanwhile; fetch it again and retry",
         412: "If-Match does not match the current version",
     },
-    headers={200: _ETAG},
+    headers={200: _ETAG, 412: _CURRENT_ETAG},
 )
 def update_article(article_id: int, body: ArticleUpdate) -> tuple[ArticleOut, dict[str, str]]:
     """Change an article's title, body, tags or status.
@@ -159,6 +160,7 @@ def update_article(article_id: int, body: ArticleUpdate) -> tuple[ArticleOut, di
         409: "Changed by someone else meanwhile; fetch it again and retry",
         412: "If-Match does not match the current version",
     },
+    headers={412: _CURRENT_ETAG},
 )
 def delete_article(article_id: int) -> None:
     """Delete an article. ``If-Match`` works as for PATCH."""
