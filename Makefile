@@ -11,7 +11,7 @@ VENV := .venv
 export PDM_CHECK_UPDATE := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev serve test lint fmt bench changelog clean
+.PHONY: help install dev serve test lint fmt bench client changelog clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ bench: install ## Run the benchmarks in bench/ (cache needs Redis; search needs 
 	$(PDM) run bench-cache
 	$(PDM) run bench-search
 
+client: ## Generate the TypeScript client of /api/v1 into client/generated (needs Node 20.19+)
+	cd client && npm ci --no-audit --no-fund && npm run generate && npm run build
+
 changelog: install ## Regenerate CHANGELOG.md from the conventional commits (commitizen)
 	$(VENV)/bin/cz changelog
 
 clean: ## Remove the environments and caches (not instance/)
-	rm -rf $(TOOLS) $(VENV) .pytest_cache .ruff_cache .coverage htmlcov site
+	rm -rf $(TOOLS) $(VENV) .pytest_cache .ruff_cache .coverage htmlcov site client/node_modules client/generated client/dist
