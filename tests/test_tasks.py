@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app import create_app
 from app.core.application import APIFlask
 from app.core.settings import SettingsError
-from app.extensions.background import FlaskTask, beat_schedule, get_celery
+from app.extensions.background import FlaskTask, beat_schedule, get_celery, redis_transport_options
 from app.models import RefreshToken, User
 from app.tasks.maintenance import purge_expired_refresh_tokens
 
@@ -157,7 +157,7 @@ def test_a_failing_task_is_retried_with_backoff(
     assert times[2] - times[1] <= 2.5
 
 
-def _start_worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start_worker_process(env: dict[str, str], name: str = "celery") -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -170,6 +170,8 @@ def _start_worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
             "solo",
             "--queues",
             "default",
+            "--hostname",
+            f"{name}@%h",
             "--loglevel",
             "WARNING",
         ],
@@ -224,6 +226,55 @@ def test_a_task_whose_worker_is_killed_completes_on_another_worker(
     assert redis_client.get("job:started") == b"2"  # started twice, finished once
 
 
+def test_a_running_worker_takes_a_dead_workers_task_soon_after_the_visibility_timeout(
+    make_settings: SettingsFactory,
+    tmp_path: Path,
+    broker: redis.Redis,
+    redis_client: redis.Redis,
+) -> None:
+    """With kombu's defaults a live worker scanned for unacknowledged messages
+    only every 10 x 10 s, and redelivery took about 96 s past a 10 s timeout."""
+    visibility = 6
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "WORKER_SUPPORT_APP": "1",
+        "APP_ENV": "testing",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_VISIBILITY_TIMEOUT": str(visibility),
+        "TEST_REDIS_URL": REDIS_URL,
+    }
+    control = _celery(create_app(make_settings(celery_broker_url=BROKER_URL))).control
+    workers = {name: _start_worker_process(env, name) for name in ("one", "two")}
+
+    def answering() -> set[str]:
+        return {
+            name.partition("@")[0] for reply in control.ping(timeout=0.5) or [] for name in reply
+        }
+
+    try:
+        wait_for(lambda: answering() == {"one", "two"}, timeout=30)
+        worker_support.slow.delay("job", 120)
+        wait_for(lambda: redis_client.get("job:started"), timeout=30)
+        # A solo pool busy with the task answers no ping: the other one is idle.
+        idle = answering()
+        assert len(idle) == 1
+        busy = ({"one", "two"} - idle).pop()
+        _kill(workers[busy])
+        killed = time.monotonic()
+        assert redis_client.get("job:done") is None  # killed mid-task
+        wait_for(lambda: redis_client.get("job:done"), timeout=60)
+        waited = time.monotonic() - killed
+    finally:
+        for worker in workers.values():
+            _kill(worker)
+    # The visibility timeout, then at most one sweep interval (the timeout
+    # itself, being under 10 s), then the task's second run, which is instant.
+    assert waited < visibility + visibility + 3, f"redelivered {waited:.1f} s after the kill"
+    assert redis_client.get("job:started") == b"2"
+
+
 # -- entry points and health ------------------------------------------------------
 
 
@@ -262,3 +313,15 @@ def test_readiness_reports_the_broker(make_settings: SettingsFactory) -> None:
     inline = create_app(make_settings()).test_client().get("/api/v1/health/ready").json
     assert inline is not None
     assert inline["checks"]["broker"] == {"status": "disabled", "latency_ms": None}
+
+
+def test_the_redis_transport_sweeps_for_dead_workers_messages_every_ten_seconds_at_most(
+    make_settings: SettingsFactory,
+) -> None:
+    assert redis_transport_options(make_settings(celery_visibility_timeout=3600)) == {
+        "visibility_timeout": 3600,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
+    short = redis_transport_options(make_settings(celery_visibility_timeout=4))
+    assert short["unacked_restore_interval"] == 4

@@ -94,11 +94,30 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": "default",
         "task_queues": tuple(Queue(name) for name in QUEUES),
         "task_routes": {"app.tasks.search.*": {"queue": "search"}},
-        "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
+        "broker_transport_options": redis_transport_options(settings),
         "broker_connection_retry_on_startup": True,
         "beat_schedule": beat_schedule(settings),
         "timezone": "UTC",
         "worker_hijack_root_logger": False,
+    }
+
+
+#: Longest wait between two of a worker's sweeps for unacknowledged messages.
+RESTORE_INTERVAL = 10
+
+
+def redis_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's Redis transport hands a dead worker's message on only when a
+    live worker sweeps for it. By default it sweeps every 10 s and scans Redis
+    on every 10th sweep, so redelivery could wait about 100 s past the
+    visibility timeout. Sweep (and scan) every ``RESTORE_INTERVAL`` seconds, or
+    every visibility timeout if that is shorter: redelivery comes at most
+    about ``visibility timeout + RESTORE_INTERVAL`` seconds after the worker died."""
+    visibility = settings.celery_visibility_timeout
+    return {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": min(RESTORE_INTERVAL, visibility),
+        "unacked_restore_throttle": 1,
     }
 
 
