@@ -97,7 +97,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     environment = {
         name: value
         for name, value in os.environ.items()
-        if name.lower() not in Settings.model_fields
+        if name.lower() not in Settings.model_fields and name != "DOCS_REPO_URL"
     }
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
@@ -294,3 +294,23 @@ def test_code_reference_shows_no_raw_rest(site: Path, source: str) -> None:
     text = built_page(site, source).text
     assert not re.search(r":(class|func|meth|mod|data|attr|exc):`", text)
     assert "=====" not in text
+
+
+def test_the_site_names_no_repository_until_a_clone_sets_one(site: Path) -> None:
+    """A placeholder repository made every page call a code host's API for a
+    repository that does not exist."""
+    index = (site / "index.html").read_text()
+    assert 'class="md-source"' not in index
+    assert "example/flask-api-template" not in index
+
+
+def test_docs_repo_url_names_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCS_REPO_URL", raising=False)
+    assert mkdocs_config()["repo_url"] is None
+    monkeypatch.setenv("DOCS_REPO_URL", "https://github.com/acme/api")
+    assert mkdocs_config()["repo_url"] == "https://github.com/acme/api"
+
+
+def test_the_docs_workflow_names_the_repository_it_runs_in() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "docs.yml").read_text()
+    assert "DOCS_REPO_URL: ${{ github.server_url }}/${{ github.repository }}" in workflow
