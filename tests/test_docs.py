@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from mkdocs.utils.yaml import yaml_load
 from app.core.settings import Settings
 
 ROOT = Path(__file__).parents[1]
+MERMAID = ROOT / "client" / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
 DOCS = ROOT / "docs"
 
 #: Every page the issue asks for, by its title in the nav.
@@ -91,7 +93,20 @@ class Build:
 
 @pytest.fixture(scope="session")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    """``mkdocs build --strict``, run once: it takes several seconds."""
+    """``mkdocs build --strict``, run once: it takes several seconds. The site
+    serves the pinned Mermaid, so the npm packages of ``client/`` come first."""
+    if not MERMAID.is_file():
+        npm = shutil.which("npm")
+        assert npm is not None, "building the docs needs npm: Mermaid comes from client/"
+        installed = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=ROOT / "client",
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert installed.returncode == 0, installed.stderr
     site = tmp_path_factory.mktemp("site")
     # A developer's exported settings must not reach the app the API page is built from.
     environment = {
@@ -314,3 +329,15 @@ def test_docs_repo_url_names_the_repository(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_docs_workflow_names_the_repository_it_runs_in() -> None:
     workflow = (ROOT / ".github" / "workflows" / "docs.yml").read_text()
     assert "DOCS_REPO_URL: ${{ github.server_url }}/${{ github.repository }}" in workflow
+
+
+def test_the_site_serves_mermaid_itself(site: Path) -> None:
+    """Material fetches Mermaid from a CDN only when the page has none, so
+    offline the diagrams would show as source; the site ships the pinned build."""
+    assert (site / "assets" / "javascripts" / "mermaid.min.js").stat().st_size > 1_000_000
+    page = (site / "architecture" / "index.html").read_text()
+    assert 'src="../assets/javascripts/mermaid.min.js"' in page
+    assert 'class="mermaid"' in page
+    assert "unpkg.com" not in page
+    pinned = json.loads((ROOT / "client" / "package.json").read_text())
+    assert pinned["devDependencies"]["mermaid"] == "11.17.2"  # Material's loader expects 11
