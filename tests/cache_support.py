@@ -153,7 +153,7 @@ def counting_client() -> CountingRedis:
     return client
 
 
-class RedisProxy:
+class TCPProxy:
     """A TCP proxy in front of the test Redis (or any local port) that can be
     stopped and started, or frozen: an outage, or a server that stops
     answering, without touching the real server."""

@@ -15,8 +15,8 @@ import redis
 from cache_support import (
     Article,
     ArticleNode,
-    RedisProxy,
     Source,
+    TCPProxy,
     counting_client,
     loads,
     make_manager,
@@ -184,15 +184,15 @@ def test_the_listener_speaks_resp2_whatever_the_apps_client_uses() -> None:
 
 
 @pytest.fixture
-def proxy() -> Iterator[RedisProxy]:
-    proxy = RedisProxy()
+def proxy() -> Iterator[TCPProxy]:
+    proxy = TCPProxy()
     proxy.start()
     yield proxy
     proxy.stop()
 
 
 def test_with_redis_down_get_works_from_load_and_the_local_tier(
-    proxy: RedisProxy, caplog: pytest.LogCaptureFixture
+    proxy: TCPProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="app.cache")
     manager = make_manager(
@@ -210,7 +210,7 @@ def test_with_redis_down_get_works_from_load_and_the_local_tier(
 
 
 def test_when_redis_returns_the_cache_recovers_by_itself(
-    proxy: RedisProxy, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+    proxy: TCPProxy, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="app.cache")
     client = redis.Redis.from_url(proxy.url, socket_timeout=0.5, socket_connect_timeout=0.5)
@@ -255,7 +255,7 @@ def test_a_load_after_a_timed_out_wait_still_skips_a_stale_store(
 
 
 def test_queued_invalidations_are_replayed_when_the_listener_reconnects(
-    proxy: RedisProxy, redis_client: redis.Redis
+    proxy: TCPProxy, redis_client: redis.Redis
 ) -> None:
     client = redis.Redis.from_url(proxy.url, socket_timeout=0.5, socket_connect_timeout=0.5)
     manager = make_manager(client)
@@ -299,7 +299,7 @@ def test_a_get_after_remove_does_not_join_a_load_that_read_old_data() -> None:
     assert late == Article(id=1, title="new title")
 
 
-def test_a_redis_first_node_serves_its_local_copy_while_redis_is_down(proxy: RedisProxy) -> None:
+def test_a_redis_first_node_serves_its_local_copy_while_redis_is_down(proxy: TCPProxy) -> None:
     class RedisFirst(ArticleNode):
         storages: ClassVar = ["redis", "local"]
 

@@ -9,7 +9,7 @@ import weakref
 from typing import Any
 
 import pytest
-from cache_support import RedisProxy
+from cache_support import TCPProxy
 from conftest import MYSQL_URL, SettingsFactory
 from pydantic import ValidationError
 from sqlalchemy import make_url, text
@@ -128,7 +128,7 @@ def test_a_database_that_stops_answering_is_a_503_within_the_read_timeout(
     if db_engine.dialect.name != "mysql":
         pytest.skip("read and write timeouts are PyMySQL's; SQLite is a local file")
     url = make_url(MYSQL_URL)
-    proxy = RedisProxy(target_port=url.port or 3306)
+    proxy = TCPProxy(target_port=url.port or 3306)
     proxy.start()
     try:
         app = create_app(

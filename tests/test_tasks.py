@@ -183,6 +183,20 @@ def _start_worker_process(env: dict[str, str], name: str = "celery") -> subproce
     )
 
 
+def _worker_env(tmp_path: Path, *, visibility: int) -> dict[str, str]:
+    """The environment of a worker subprocess on the test broker."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "WORKER_SUPPORT_APP": "1",
+        "APP_ENV": "testing",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_VISIBILITY_TIMEOUT": str(visibility),
+        "TEST_REDIS_URL": REDIS_URL,
+    }
+
+
 def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -195,16 +209,7 @@ def test_a_task_whose_worker_is_killed_completes_on_another_worker(
     broker: redis.Redis,
     redis_client: redis.Redis,
 ) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-        "WORKER_SUPPORT_APP": "1",
-        "APP_ENV": "testing",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "CELERY_BROKER_URL": BROKER_URL,
-        "CELERY_VISIBILITY_TIMEOUT": "2",
-        "TEST_REDIS_URL": REDIS_URL,
-    }
+    env = _worker_env(tmp_path, visibility=2)
     sender = create_app(make_settings(celery_broker_url=BROKER_URL))
     assert _celery(sender).conf.task_acks_late is True
 
@@ -235,16 +240,7 @@ def test_a_running_worker_takes_a_dead_workers_task_soon_after_the_visibility_ti
     """With kombu's defaults a live worker scanned for unacknowledged messages
     only every 10 x 10 s, and redelivery took about 96 s past a 10 s timeout."""
     visibility = 6
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-        "WORKER_SUPPORT_APP": "1",
-        "APP_ENV": "testing",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "CELERY_BROKER_URL": BROKER_URL,
-        "CELERY_VISIBILITY_TIMEOUT": str(visibility),
-        "TEST_REDIS_URL": REDIS_URL,
-    }
+    env = _worker_env(tmp_path, visibility=visibility)
     control = _celery(create_app(make_settings(celery_broker_url=BROKER_URL))).control
     workers = {name: _start_worker_process(env, name) for name in ("one", "two")}
 

@@ -1,5 +1,6 @@
 """Background tasks, one module per area. Each is a ``@shared_task``, which binds
-to every Celery app; :func:`register` makes sure one app has them all."""
+to every Celery app once this package is imported; :func:`register` binds them
+to one app at once, so the app that sends a task knows it before any worker starts."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ from app.tasks import maintenance, search
 
 __all__ = ["maintenance", "register", "search"]
 
-MODULES = (maintenance, search)
-
 
 def register(celery: Celery) -> None:
-    """Bind every task of :data:`MODULES` to ``celery`` now, so the app that
-    sends a task knows it before any worker starts."""
+    """Bind every task of this package to ``celery`` now."""
     celery.finalize()
