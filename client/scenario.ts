@@ -5,7 +5,8 @@
 // are checked against the envelope's. Any mismatch, or any unexpected status,
 // fails the run with a non-zero exit.
 
-import { createClient, createConfig } from "./generated/client";
+import { conditional } from "./conditional";
+import { createClient, createConfig, urlSearchParamsBodySerializer } from "./generated/client";
 import * as sdk from "./generated/sdk.gen";
 import { zErrorEnvelope } from "./generated/zod.gen";
 
@@ -59,6 +60,23 @@ async function main(): Promise<void> {
   expect(signedIn.data.token_type === "bearer", "token_type is always sent");
   const auth = bearer(signedIn.data.access_token);
 
+  // Sign in with the OAuth 2 password grant: the same call, form-encoded.
+  const form = await sdk.createToken({
+    client,
+    body: { username: email, password, grant_type: "password" },
+    ...urlSearchParamsBodySerializer,
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+  expect(form.request.headers.get("Content-Type") === "application/x-www-form-urlencoded", "sent as a form");
+  expect(form.data?.token_type === "bearer", "the form grant answers a token pair");
+  const formWrong = await sdk.createToken({
+    client,
+    body: { username: email, password: "not it" },
+    ...urlSearchParamsBodySerializer,
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+  envelope(formWrong.error, 401, formWrong.response);
+
   const me = await sdk.getMe({ client, headers: auth });
   expect(me.data?.email === email, "/users/me is the signed-in account");
 
@@ -77,12 +95,15 @@ async function main(): Promise<void> {
 
   const read = await sdk.getArticle({ client, path: { article_id: articleId } });
   expect(read.data?.title === title, "the article reads back");
-  const notModified = await sdk.getArticle({
-    client,
-    path: { article_id: articleId },
-    headers: { "If-None-Match": etag },
-  });
-  expect(notModified.response.status === 304, "a matching If-None-Match answers 304");
+  const notModified = await conditional(
+    sdk.getArticle({ client, path: { article_id: articleId }, headers: { "If-None-Match": etag } }),
+  );
+  expect(notModified.status === "not-modified", "a matching If-None-Match answers 304");
+  expect(notModified.response.status === 304 && notModified.etag === etag, "the 304 names the tag");
+  const changed = await conditional(
+    sdk.getArticle({ client, path: { article_id: articleId }, headers: { "If-None-Match": '"0-0"' } }),
+  );
+  expect(changed.status === "fresh" && changed.data.id === articleId, "another tag reads the article");
 
   // A write naming the current version succeeds; one naming the old version is a 412.
   const updated = await sdk.updateArticle({

@@ -70,6 +70,10 @@ def test_sign_in_with_json_and_with_the_oauth2_form(api: Api) -> None:
     for request in (
         {"json": {"email": caller.email, "password": PASSWORD}},
         {"data": {"username": caller.email, "password": PASSWORD, "grant_type": "password"}},
+        # Either shape in either encoding: a generated client sends the grant as JSON
+        # unless told to form-encode it.
+        {"json": {"username": caller.email, "password": PASSWORD, "grant_type": "password"}},
+        {"data": {"email": caller.email, "password": PASSWORD}},
     ):
         response = api.client.post("/api/v1/auth/token", **request)  # type: ignore[arg-type]
         assert response.status_code == 200
@@ -85,6 +89,33 @@ def test_sign_in_with_json_and_with_the_oauth2_form(api: Api) -> None:
             "/api/v1/users/me", headers={"Authorization": f"Bearer {body['access_token']}"}
         )
         assert me.status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["json", "data"])
+@pytest.mark.parametrize(
+    ("payload", "problems"),
+    [
+        # Neither shape declares both names: the body is judged as the first shape.
+        (
+            {"email": "a@example.com", "username": "a@example.com", "password": PASSWORD},
+            [(["body", "username"], "extra_forbidden")],
+        ),
+        ({"username": "a@example.com"}, [(["body", "password"], "missing")]),
+        ({"password": PASSWORD}, [(["body", "email"], "missing")]),
+        (
+            {"username": "a@example.com", "password": PASSWORD, "grant_type": "client_credentials"},
+            [(["body", "grant_type"], "literal_error")],
+        ),
+    ],
+)
+def test_a_token_body_of_neither_shape_is_a_422_located_in_the_body(
+    api: Api, encoding: str, payload: dict[str, str], problems: list[tuple[list[str], str]]
+) -> None:
+    response = api.client.post("/api/v1/auth/token", **{encoding: payload})  # type: ignore[arg-type]
+    assert response.status_code == 422
+    assert response.json is not None
+    found = [(detail["loc"], detail["type"]) for detail in response.json["details"]]
+    assert found == problems
 
 
 def test_wrong_password_and_unknown_email_get_the_same_401(api: Api) -> None:

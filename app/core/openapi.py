@@ -95,7 +95,7 @@ def build_document(
     ]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorEnvelope, "serialization")]
     for _, spec in operations:
-        for model in (spec.query, spec.body, spec.form):
+        for model in (spec.query, *spec.bodies):
             if model is not None:
                 models.append((model, "validation"))
         for response in spec.responses.values():
@@ -262,9 +262,9 @@ def _operation_object(
     errors: dict[int, str] = {}
     if spec.guard is not None:
         errors.update(spec.guard.responses)
-    if spec.query is not None or spec.body is not None:
+    if spec.query is not None or spec.bodies:
         errors[422] = "The request breaks the schema; details say where"
-    if spec.body is not None:
+    if spec.bodies:
         errors.update(_BODY_ERRORS)
     if spec.uses_services:
         errors.update(_SERVICE_ERRORS)
@@ -284,10 +284,14 @@ def _operation_object(
     }
     if spec.description:
         result["description"] = spec.description
-    if spec.body is not None:
-        content = {JSON_MIMETYPE: {"schema": refs[(spec.body, "validation")]}}
-        if spec.form is not None:
-            content[FORM_MIMETYPE] = {"schema": refs[(spec.form, "validation")]}
+    if spec.bodies:
+        shapes = [refs[(model, "validation")] for model in spec.bodies]
+        # Alternatives are one schema under every media type: generators keep
+        # only one media type (the JSON one), so each shape must be in it.
+        schema = shapes[0] if len(shapes) == 1 else {"oneOf": shapes}
+        content = {JSON_MIMETYPE: {"schema": schema}}
+        if spec.form:
+            content[FORM_MIMETYPE] = {"schema": schema}
         result["requestBody"] = {"required": True, "content": content}
     return result
 

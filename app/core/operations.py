@@ -12,8 +12,9 @@ def update_article(article_id: int, body: ArticleUpdate) -> ArticleOut: ...
 ```
 
 One declaration does two jobs. At request time the operation runs its guard,
-then validates the query string (``query=``) and the body (``body=``, plus a
-form alternative with ``form=``) and hands the view the models; problems answer
+then validates the query string (``query=``) and the body (``body=``: a model,
+or a tuple of alternative shapes; ``form=True`` accepts it form-encoded too)
+and hands the view the models; problems answer
 the error envelope: 401/403 from the guard, 400/413/415 for a body that is not a
 JSON object, 422 with ``loc`` under ``"query"`` or ``"body"``. And
 :func:`app.core.openapi.build_document` turns every operation of the app into the OpenAPI 3.1
@@ -76,8 +77,10 @@ class Operation:
     tag: str
     guard: Guard | None
     query: type[BaseModel] | None
-    body: type[BaseModel] | None
-    form: type[BaseModel] | None
+    #: The shapes the body may take: none, one, or alternatives (``oneOf``).
+    bodies: tuple[type[BaseModel], ...]
+    #: Whether the body may also come as ``application/x-www-form-urlencoded``.
+    form: bool
     responses: Mapping[int, ResponseSpec]
     headers: Mapping[int, Mapping[str, str]] = field(default_factory=dict[int, Mapping[str, str]])
     #: Whether it touches the database or another service (so may answer 503).
@@ -96,16 +99,17 @@ def operation(
     responses: Mapping[int, ResponseSpec],
     guard: Guard | None = None,
     query: type[BaseModel] | None = None,
-    body: type[BaseModel] | None = None,
-    form: type[BaseModel] | None = None,
+    body: type[BaseModel] | tuple[type[BaseModel], ...] | None = None,
+    form: bool = False,
     headers: Mapping[int, Mapping[str, str]] | None = None,
     uses_services: bool = True,
 ) -> Callable[[ViewT], ViewT]:
     """Wrap a view as an operation. :meth:`APIBlueprint.operation` is the way in."""
     if not _OPERATION_ID.fullmatch(operation_id):
         raise ValueError(f"operationId {operation_id!r} must be camelCase, e.g. 'listArticles'")
-    if form is not None and body is None:
-        raise ValueError("form= is an alternative encoding of body=; declare body= too")
+    bodies = body if isinstance(body, tuple) else () if body is None else (body,)
+    if form and not bodies:
+        raise ValueError("form=True is another encoding of body=; declare body= too")
 
     def decorate(view: ViewT) -> ViewT:
         doc = (view.__doc__ or "").strip()
@@ -119,7 +123,7 @@ def operation(
             tag=tag,
             guard=guard,
             query=query,
-            body=body,
+            bodies=bodies,
             form=form,
             responses=dict(responses),
             headers=dict(headers or {}),
@@ -132,17 +136,26 @@ def operation(
                 guard()
             if query is not None:
                 path_args["query"] = validated(query, _request.args.to_dict(), location="query")
-            if body is not None:
-                if form is not None and _request.mimetype == FORM_MIMETYPE:
-                    path_args["body"] = validated(form, _request.form.to_dict(), location="body")
+            if bodies:
+                if form and _request.mimetype == FORM_MIMETYPE:
+                    data: Mapping[str, Any] = _request.form.to_dict()
                 else:
-                    path_args["body"] = validated(body, _request.json_object(), location="body")
+                    data = _request.json_object()
+                path_args["body"] = validated(shape_of(bodies, data), data, location="body")
             return view(**path_args)
 
         run.__operation__ = spec  # type: ignore[attr-defined]
         return run  # type: ignore[return-value]
 
     return decorate
+
+
+def shape_of(bodies: tuple[type[BaseModel], ...], data: Mapping[str, Any]) -> type[BaseModel]:
+    """Which of the alternative shapes a body is: the first that declares every
+    field sent, else the first (whose 422 then says what is wrong). The shapes
+    of one body differ in their required fields, so at most one can fit."""
+    sent = data.keys()
+    return next((model for model in bodies if sent <= model.model_fields.keys()), bodies[0])
 
 
 def operation_of(view: Callable[..., Any]) -> Operation | None:

@@ -40,8 +40,8 @@ def register(body: Register) -> tuple[UserOut, int]:
     "POST",
     "/token",
     "createToken",
-    body=TokenRequest,
-    form=TokenForm,
+    body=(TokenRequest, TokenForm),
+    form=True,
     responses={
         200: TokenPair,
         401: "The email or the password is wrong",
@@ -52,8 +52,10 @@ def register(body: Register) -> tuple[UserOut, int]:
 def create_token(body: TokenRequest | TokenForm) -> tuple[TokenPair, dict[str, str]]:
     """Sign in: trade an email and password for a token pair.
 
-    Send JSON ``{email, password}``, or the OAuth 2 password-grant form
-    (``username``, ``password``) as ``application/x-www-form-urlencoded``.
+    Send `{email, password}`, or the OAuth 2 password grant `{username,
+    password}` (`username` is the email), as JSON or as
+    `application/x-www-form-urlencoded`. The body is whichever shape declares
+    every field sent.
     """
     pair = accounts.sign_in(
         get_database().session(),
