@@ -2,9 +2,13 @@
 
 Workers, threads, bind address and timeout come from the app's settings, and
 gunicorn logs through the app's own logging config (its access log is replaced
-by the app's, which knows the request id).
+by the app's, which knows the request id). What gunicorn refuses before the
+app sees it (414, 431, 400) is answered in the error envelope too.
 """
 
+import gunicorn.util
+
+from app.core import gunicorn_errors
 from app.core.logging import logging_config
 from app.core.settings import load_settings
 
@@ -20,6 +24,13 @@ keepalive = 5
 # Restart workers now and then so a slow leak cannot grow without bound.
 max_requests = 10_000
 max_requests_jitter = 1_000
+# What a request may bring before the app sees it (docs/deployment.md, "Request
+# limits"). nginx's large_client_header_buffers (8k) agrees: tests/test_compose.py.
+limit_request_line = 8190  # bytes of the request line, else 414 (gunicorn's maximum)
+limit_request_field_size = 8190  # bytes of one header line, else 431
+limit_request_fields = 100  # headers, else 431
+# gunicorn writes those refusals with this one function, as HTML: the envelope instead.
+gunicorn.util.write_error = gunicorn_errors.write_error
 accesslog = None
 logconfig_dict = logging_config(_settings)
 # A forwarded-for header is trusted only as configured by PROXY_FIX_HOPS in the app.

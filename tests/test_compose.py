@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import runpy
 import shlex
 import shutil
 import stat
@@ -22,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 import pytest
 import yaml
 from celery import Celery
 from flask import Flask
 from tornado.routing import URLSpec
 
+from app.core.error_codes import ErrorCode
 from app.core.request_id import _SANE  # pyright: ignore[reportPrivateUsage]
 from app.core.settings import DEFAULT_SECRET_KEY, Settings
 from app.extensions.background import QUEUES
@@ -592,6 +595,32 @@ def test_nginx_body_limit_is_the_apps_max_content_length() -> None:
 def test_nginx_answers_a_too_large_body_with_the_apps_envelope() -> None:
     assert "413 @payload_too_large" in nginx_directives("error_page")
     assert '"code":413,"error_code":10005' in NGINX_CONF.read_text()
+
+
+def test_nginx_header_limits_agree_with_gunicorns() -> None:
+    """A request line or a header nginx lets through, gunicorn takes: both 8k
+    (tests/test_nginx.py and tests/test_gunicorn.py check it live)."""
+    [large] = nginx_directives("large_client_header_buffers")
+    count, size = large.split()
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert size_in_bytes(size) == 8192
+    assert config["limit_request_line"] == config["limit_request_field_size"] == 8190
+    assert int(count) * size_in_bytes(size) >= 8190 * 2, "room for a long line and a long header"
+
+
+def test_every_envelope_nginx_writes_follows_the_catalogue() -> None:
+    """The envelopes nginx returns itself, read off nginx.conf: valid JSON (once
+    the request id is filled in), of the catalogue's codes."""
+    bodies = re.findall(r"return (\d{3}) '([^']*)';", NGINX_CONF.read_text())
+    assert len(bodies) == 6
+    for status, body in bodies:
+        envelope = orjson.loads(re.sub(r"\$\w+", "rid", body).removesuffix("\\n"))
+        assert set(envelope) == {"code", "error_code", "message", "request_id"}
+        assert envelope["code"] == int(status)
+        error_code = ErrorCode(envelope["error_code"])
+        if error_code is not ErrorCode.HTTP_ERROR:
+            assert int(error_code.http_status) == int(status)
+            assert envelope["message"] == error_code.default_message
 
 
 def test_nginx_resolves_web_replicas_through_dockers_dns() -> None:

@@ -338,6 +338,8 @@ def test_the_catalogue_is_never_renumbered() -> None:
         "PAYLOAD_TOO_LARGE": 10005,
         "METHOD_NOT_ALLOWED": 10006,
         "NOT_ACCEPTABLE": 10007,
+        "URI_TOO_LONG": 10008,
+        "HEADERS_TOO_LARGE": 10009,
         "UNAUTHORIZED": 11000,
         "FORBIDDEN": 12000,
         "NOT_FOUND": 13000,

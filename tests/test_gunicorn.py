@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import orjson
+import pytest
+from serving_support import ROOT, exchange, free_port, gunicorn, raw_get
 
-ROOT = Path(__file__).parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(port: int, process: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"gunicorn did not listen on {port} within {seconds}s")
+from app.core.gunicorn_errors import error_bytes
 
 
 def get(url: str, request_id: str) -> tuple[int, bytes, str]:
@@ -46,43 +27,14 @@ def get(url: str, request_id: str) -> tuple[int, bytes, str]:
 
 def test_gunicorn_serves_the_api_with_json_logs(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "APP_ENV": "production",
-        "SECRET_KEY": "g" * 40,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "2",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            str(ROOT / "gunicorn.conf.py"),
-            "app.wsgi:app",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(port, process)
+    with gunicorn(tmp_path, port) as stderr:
         status, body, request_id = get(f"http://127.0.0.1:{port}/api/v1/health", "gun-1")
         assert (status, orjson.loads(body), request_id) == (200, {"status": "ok"}, "gun-1")
         status, body, _ = get(f"http://127.0.0.1:{port}/api/v1/missing", "gun-2")
         assert status == 404
         assert orjson.loads(body)["request_id"] == "gun-2"
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
 
-    entries = [orjson.loads(line) for line in stderr.splitlines() if line.strip()]
+    entries = [orjson.loads(line) for line in stderr if line.strip()]
     # gunicorn's own lines go through the same JSON formatter.
     assert any(
         e["logger"] == "gunicorn.error" and "Booting worker" in e["message"] for e in entries
@@ -113,3 +65,69 @@ def test_gunicorn_config_reads_workers_and_threads_from_settings(tmp_path: Path)
         check=True,
     )
     assert result.stdout.split() == ["7", "3", "gthread", "None"]
+
+
+#: What gunicorn refuses before the app sees it, at the limits gunicorn.conf.py sets.
+REFUSED = {
+    "a request line over 8190 bytes": (raw_get("/api/v1/" + "a" * 8200), 414, 10008),
+    "a header line over 8190 bytes": (
+        raw_get("/api/v1/health", "X-Big: " + "b" * 8200),
+        431,
+        10009,
+    ),
+    "more than 100 headers": (
+        raw_get("/api/v1/health", *(f"X-H{i}: {i}" for i in range(101))),
+        431,
+        10009,
+    ),
+    "a header without a colon": (raw_get("/api/v1/health", "NoColonHere"), 400, 10000),
+    "a malformed request line": (b"GET\r\n\r\n", 400, 10000),
+}
+
+
+def test_what_gunicorn_refuses_is_answered_in_the_envelope(tmp_path: Path) -> None:
+    port = free_port()
+    answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    with gunicorn(tmp_path, port) as stderr:
+        for name, (request, _, _) in REFUSED.items():
+            answers[name] = exchange(port, request)
+        # Just under the limits, the app answers: the limits are the ones documented.
+        line = exchange(port, raw_get("/api/v1/" + "a" * 8000))
+        header = exchange(port, raw_get("/api/v1/health", "X-Big: " + "b" * 8000))
+        many = exchange(port, raw_get("/api/v1/health", *(f"X-H{i}: {i}" for i in range(95))))
+    assert line[0] == 404
+    assert orjson.loads(line[2])["error_code"] == 13001
+    assert header[0] == many[0] == 200
+
+    logged = [orjson.loads(entry) for entry in stderr if entry.strip()]
+    for name, (_, status, error_code) in REFUSED.items():
+        got_status, headers, body = answers[name]
+        assert got_status == status, name
+        assert headers["content-type"] == "application/json", name
+        assert int(headers["content-length"]) == len(body), name
+        envelope = orjson.loads(body)
+        assert envelope == {
+            "code": status,
+            "error_code": error_code,
+            "message": envelope["message"],
+            "request_id": headers["x-request-id"],
+        }, name
+        # The log line says why, under the id the client got.
+        assert any(
+            entry["request_id"] == envelope["request_id"]
+            and entry["logger"] == "app.error"
+            and entry["level"] == "WARNING"
+            and str(status) in entry["message"]
+            for entry in logged
+        ), name
+
+
+@pytest.mark.parametrize("status", [400, 403, 414, 417, 431, 500, 501])
+def test_every_status_gunicorn_writes_is_an_envelope(status: int) -> None:
+    head, _, body = error_bytes(status, "rid-1").partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"Content-Type: application/json" in head
+    envelope = orjson.loads(body)
+    assert envelope["code"] == status
+    assert envelope["request_id"] == "rid-1"
+    assert envelope["message"]

@@ -41,6 +41,12 @@ class ErrorCode(IntEnum):
     PAYLOAD_TOO_LARGE = 10005, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The request body is too large"
     METHOD_NOT_ALLOWED = 10006, HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed"
     NOT_ACCEPTABLE = 10007, HTTPStatus.NOT_ACCEPTABLE, "Not acceptable"
+    URI_TOO_LONG = 10008, HTTPStatus.REQUEST_URI_TOO_LONG, "The request line is too long"
+    HEADERS_TOO_LARGE = (
+        10009,
+        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "A request header is too large, or there are too many",
+    )
 
     # 11xxx: who are you?
     UNAUTHORIZED = 11000, HTTPStatus.UNAUTHORIZED, "Authentication required"
@@ -78,9 +84,11 @@ ERROR_CODE_FOR_STATUS: dict[int, ErrorCode] = {
     409: ErrorCode.CONFLICT,
     412: ErrorCode.PRECONDITION_FAILED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
+    414: ErrorCode.URI_TOO_LONG,
     415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     422: ErrorCode.VALIDATION_FAILED,
     429: ErrorCode.RATE_LIMITED,
+    431: ErrorCode.HEADERS_TOO_LARGE,
     500: ErrorCode.INTERNAL_ERROR,
     503: ErrorCode.SERVICE_UNAVAILABLE,
 }
