@@ -577,3 +577,23 @@ def test_response_headers_the_code_sets_are_declared(document: dict[str, Any]) -
     for (method, path), found in operations(document).items():
         if "401" in found["responses"]:
             assert "WWW-Authenticate" in found["responses"]["401"]["headers"], (method, path)
+
+
+def test_a_405_is_declared_where_a_path_value_names_another_route(
+    document: dict[str, Any], client: FlaskClient
+) -> None:
+    """`/articles/search` is both the search route and a value of
+    `/articles/{article_id}`: a PATCH or DELETE there answers 405 (the search
+    route allows GET only), so those operations declare it, with `Allow`."""
+    for method in ("PATCH", "DELETE"):
+        declared = operation(document, method, "/articles/{article_id}")["responses"]["405"]
+        assert "Allow" in declared["headers"]
+        answered = client.open("/api/v1/articles/search", method=method)
+        assert answered.status_code == 405
+        assert "GET" in answered.headers["Allow"]
+    # GET /articles/search is the search itself; no other operation can get a 405.
+    assert [
+        (method, path)
+        for (method, path), found in operations(document).items()
+        if "405" in found["responses"]
+    ] == [("PATCH", "/articles/{article_id}"), ("DELETE", "/articles/{article_id}")]

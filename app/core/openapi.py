@@ -76,6 +76,7 @@ _WWW_AUTHENTICATE = {
     "description": 'The scheme to authenticate with: Bearer, with error="invalid_token" for a bad token',
     "schema": {"type": "string"},
 }
+_ALLOW = {"description": "The methods the path allows", "schema": {"type": "string"}}
 
 
 def build_document(
@@ -103,11 +104,16 @@ def build_document(
                 models.append((response, "serialization"))
     refs, schemas = _component_schemas(list(dict.fromkeys(models)))
 
+    static = {
+        rule.rule: rule.methods or set()
+        for rule in app.url_map.iter_rules()
+        if not _PATH_PARAMETER.search(rule.rule)
+    }
     paths: dict[str, dict[str, Any]] = {}
     for rule, spec in sorted(operations, key=lambda item: item[0]):
         path = _PATH_PARAMETER.sub(r"{\g<name>}", rule.removeprefix(base_path)) or "/"
         paths.setdefault(path, {})[spec.method.lower()] = _operation_object(
-            rule, spec, refs, schemas
+            rule, spec, refs, schemas, shadowed=_shadowed(rule, spec.method, static)
         )
     return _as_markdown(
         {
@@ -229,11 +235,28 @@ def _renamed_ref(ref: str, names: Mapping[str, str]) -> str:
     return _REF_PREFIX + names[name]
 
 
+def _shadowed(rule: str, method: str, static: Mapping[str, set[str]]) -> bool:
+    """Whether some value of the rule's path parameters names another route,
+    one that does not allow ``method``: ``DELETE /articles/search`` is the
+    search route's path, so it answers 405, not ``DELETE /articles/{id}``'s 404."""
+    pieces = _PATH_PARAMETER.split(rule)[::3]  # split() also yields the two groups
+    if len(pieces) == 1:
+        return False
+    pattern = re.compile("[^/]+".join(re.escape(piece) for piece in pieces))
+    return any(
+        pattern.fullmatch(other) and method not in methods
+        for other, methods in static.items()
+        if other != rule
+    )
+
+
 def _operation_object(
     rule: str,
     spec: Operation,
     refs: Mapping[Any, Any],
     schemas: Mapping[str, Any],
+    *,
+    shadowed: bool = False,
 ) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {
@@ -268,6 +291,11 @@ def _operation_object(
         errors.update(_BODY_ERRORS)
     if spec.uses_services:
         errors.update(_SERVICE_ERRORS)
+    if shadowed:
+        errors[405] = (
+            "The path is another route's, which does not allow this method"
+            " (`Allow` lists those it does)"
+        )
 
     responses: dict[str, Any] = {}
     for status in sorted({*spec.responses, *errors}):
@@ -321,6 +349,8 @@ def _response_object(
     headers = dict(_HEADERS)
     if status == 401:
         headers["WWW-Authenticate"] = _WWW_AUTHENTICATE
+    if status == 405:
+        headers["Allow"] = _ALLOW
     for name, description in spec.headers.get(status, {}).items():
         headers[name] = {"description": description, "schema": {"type": "string"}}
     if isinstance(described, str):
