@@ -479,3 +479,31 @@ def test_fifty_problems_are_listed_without_a_count() -> None:
     assert len(details) == 50
     assert {detail["type"] for detail in details} == {"extra_forbidden"}
     assert details[0]["loc"] == ["query", "k0"]
+
+
+class Strict(BaseModel):
+    model_config = {"extra": "forbid"}
+    title: str = Field(min_length=3)
+    views: int = Field(ge=0, alias="view_count")
+
+
+@pytest.mark.parametrize("unknown", [MAX_DETAILS - 1, MAX_DETAILS + 1, 500])
+@pytest.mark.parametrize(
+    "known",
+    [{}, {"title": "ok", "view_count": 3}, {"title": "x", "view_count": -1}],
+    ids=["none", "valid", "invalid"],
+)
+def test_many_unknown_keys_give_the_details_pydantic_would(
+    unknown: int, known: dict[str, Any]
+) -> None:
+    """Past 50 unknown keys, validated() counts them instead of asking pydantic
+    for an error each: the details must be the ones pydantic's errors give,
+    the known fields' problems first, then the unknown keys in their order."""
+    half = unknown // 2
+    data = {f"u{i}": i for i in range(half)} | known | {f"v{i}": i for i in range(unknown - half)}
+    with pytest.raises(ValidationError) as raised:
+        Strict.model_validate(data)
+    expected = validation_details(raised.value, location="body")
+    with pytest.raises(exceptions.ValidationFailed) as failed:
+        validated(Strict, data, location="body")
+    assert failed.value.details == expected

@@ -76,23 +76,35 @@ MAX_DETAILS = 50
 
 
 def validation_details(
-    exc: ValidationError, *, location: str | None = None
+    exc: ValidationError | None,
+    *,
+    location: str | None = None,
+    unknown: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """pydantic's errors as envelope ``details``, optionally under a location
     (``"body"``, ``"query"``), the first :data:`MAX_DETAILS` of them, and then
-    one ``too_many_errors`` entry saying how many more there were. The
+    one ``too_many_errors`` entry saying how many more there were. ``unknown``
+    are keys a model forbids, found without asking pydantic for one error
+    each; they come after pydantic's errors, as pydantic lists them. The
     offending input is left out on purpose: it may be a password."""
     prefix: tuple[str | int, ...] = (location,) if location else ()
-    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    errors = (
+        exc.errors(include_url=False, include_context=False, include_input=False) if exc else []
+    )
     details: list[dict[str, Any]] = [
         {"loc": [*prefix, *error["loc"]], "msg": error["msg"], "type": error["type"]}
         for error in errors[:MAX_DETAILS]
     ]
-    if len(errors) > MAX_DETAILS:
+    details.extend(
+        {"loc": [*prefix, key], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+        for key in unknown[: MAX_DETAILS - len(details)]
+    )
+    total = len(errors) + len(unknown)
+    if total > MAX_DETAILS:
         details.append(
             {
                 "loc": list(prefix),
-                "msg": f"{len(errors) - MAX_DETAILS} more problems, not listed",
+                "msg": f"{total - MAX_DETAILS} more problems, not listed",
                 "type": "too_many_errors",
             }
         )
