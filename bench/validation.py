@@ -62,7 +62,9 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"ms per refusal, median of {args.rounds} rounds")
-    print(f"{'unknown keys':>12} {'body':>9} {'parse':>8} {'pydantic':>10} {'validated':>10}  ratios")
+    print(
+        f"{'unknown keys':>12} {'body':>9} {'parse':>8} {'pydantic':>10} {'validated':>10}  ratios"
+    )
     for count in (60, 1_000, 10_000, 87_000):
         body = orjson.dumps({f"k{i:05d}": 1 for i in range(count)})
         data: dict[str, Any] = orjson.loads(body)
