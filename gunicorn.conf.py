@@ -31,6 +31,9 @@ limit_request_field_size = 8190  # bytes of one header line, else 431
 limit_request_fields = 100  # headers, else 431
 # gunicorn writes those refusals with this one function, as HTML: the envelope instead.
 gunicorn.util.write_error = gunicorn_errors.write_error
+# gunicorn 25.1+ opens a control socket (for gunicornc) under $HOME, which the
+# image's user does not have; nothing here uses it.
+control_socket_disable = True
 accesslog = None
 logconfig_dict = logging_config(_settings)
 # A forwarded-for header is trusted only as configured by PROXY_FIX_HOPS in the app.
