@@ -72,9 +72,13 @@ def gunicorn(tmp_path: Path, port: int) -> Iterator[list[str]]:
         stderr.extend(process.communicate(timeout=30)[1].splitlines())
 
 
-def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send raw bytes, read the answer to the end: status, headers, body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+def exchange(
+    port: int, request: bytes, *, source: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the answer to the end: status, headers, body.
+    ``source``: the local address to send from (any of 127.0.0.0/8)."""
+    address = (source, 0) if source else None
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=address) as conn:
         conn.sendall(request)
         answer = b""
         while chunk := conn.recv(65536):

@@ -612,7 +612,7 @@ def test_every_envelope_nginx_writes_follows_the_catalogue() -> None:
     """The envelopes nginx returns itself, read off nginx.conf: valid JSON (once
     the request id is filled in), of the catalogue's codes."""
     bodies = re.findall(r"return (\d{3}) '([^']*)';", NGINX_CONF.read_text())
-    assert len(bodies) == 6
+    assert len(bodies) == 7
     for status, body in bodies:
         envelope = orjson.loads(re.sub(r"\$\w+", "rid", body).removesuffix("\\n"))
         assert set(envelope) == {"code", "error_code", "message", "request_id"}

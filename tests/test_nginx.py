@@ -135,3 +135,14 @@ def test_under_nginx_s_limits_the_request_reaches_the_app(stack: tuple[int, int]
     # default) rather than refuse the request; gunicorn alone would answer 400.
     invalid = exchange(port, raw_get("/api/v1/health", "NoColonHere"))
     assert invalid[0] == 200
+
+
+def test_nginx_health_answers_loopback_only(stack: tuple[int, int]) -> None:
+    """`allow`/`deny` never applied to it (they run after `return`): the check is
+    a rewrite-phase `if`, and anyone else gets the envelope's 403."""
+    port, _ = stack
+    local = exchange(port, raw_get("/nginx-health"))
+    assert (local[0], local[2]) == (200, b"ok\n")
+    other = exchange(port, raw_get("/nginx-health"), source="127.0.0.2")
+    assert other[0] == 403
+    assert envelope_of(other)["error_code"] == 12000
