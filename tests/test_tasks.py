@@ -325,6 +325,7 @@ def test_the_redis_transport_sweeps_for_dead_workers_messages_every_ten_seconds_
         "visibility_timeout": 3600,
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 1.0,
     }
     short = redis_transport_options(make_settings(celery_visibility_timeout=4))
     assert short["unacked_restore_interval"] == 4

@@ -118,6 +118,8 @@ def redis_transport_options(settings: Settings) -> dict[str, Any]:
         "visibility_timeout": visibility,
         "unacked_restore_interval": min(RESTORE_INTERVAL, visibility),
         "unacked_restore_throttle": 1,
+        # A broker that does not answer costs a sender this long, not forever.
+        "socket_connect_timeout": settings.redis_socket_timeout,
     }
 
 
