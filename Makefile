@@ -11,7 +11,7 @@ VENV := .venv
 export PDM_CHECK_UPDATE := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev serve test lint fmt bench client changelog clean
+.PHONY: help install dev serve test stack-test lint fmt bench client changelog clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ lint: install ## ruff, black --check, pyright (strict on app/)
 
 test: lint ## Everything CI runs: the lock check, the linters and the test suite with coverage
 	$(PDM) run test
+
+stack-test: install ## Build the images, run the compose stack, test it through nginx, tear it down (needs Docker)
+	$(PDM) run stack-test
 
 fmt: install ## Fix what ruff can, then format with black
 	$(PDM) run fmt

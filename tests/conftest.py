@@ -57,7 +57,29 @@ def _check_redis() -> str | None:
     return None
 
 
+STACK_TESTS = Path(__file__).parent / "stack"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stack",
+        action="store_true",
+        help="run tests/stack, the compose stack end to end in Docker (make stack-test), "
+        "instead of the suite",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/stack runs only with --stack, and then alone."""
+    in_stack = collection_path == STACK_TESTS or STACK_TESTS in collection_path.parents
+    if config.getoption("--stack"):
+        return None if in_stack or collection_path in STACK_TESTS.parents else True
+    return True if in_stack else None
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if session.config.getoption("--stack"):
+        return  # the stack brings its own MySQL and Redis
     for problem in (_check_mysql(), _check_redis()):
         if problem:
             pytest.exit(problem, returncode=3)
