@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     database_max_overflow: Annotated[int, Field(ge=0)] = 10
     database_pool_timeout: PositiveFloat = 10.0
     database_pool_recycle: PositiveInt = 1800
+    #: Seconds a new connection to MySQL may take: a database that is gone
+    #: answers 503 within about this, not the driver's 10 s.
+    database_connect_timeout: PositiveFloat = 1.0
     #: Seconds a query may wait for MySQL to answer, or to take what it is sent,
     #: before the request fails with a 503: below GUNICORN_TIMEOUT, so a hung
     #: database cannot hold a worker's threads past it.
@@ -202,7 +205,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _database_answers_before_gunicorn_gives_up(self) -> Settings:
-        for name in ("database_read_timeout", "database_write_timeout"):
+        for name in ("database_connect_timeout", "database_read_timeout", "database_write_timeout"):
             if getattr(self, name) >= self.gunicorn_timeout:
                 raise ValueError(
                     f"{name.upper()} must be below GUNICORN_TIMEOUT ({self.gunicorn_timeout}s)"

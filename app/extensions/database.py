@@ -180,7 +180,7 @@ def create_database_engine(settings: Settings) -> Engine:
     if url.get_backend_name() == "mysql":
         connect_args = {
             "charset": "utf8mb4",
-            "connect_timeout": 5,
+            "connect_timeout": settings.database_connect_timeout,
             # Without these, a database that stops answering holds the thread for good.
             "read_timeout": settings.database_read_timeout,
             "write_timeout": settings.database_write_timeout,
