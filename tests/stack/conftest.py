@@ -49,6 +49,16 @@ PASSWORD = "correct horse battery"
 VISIBILITY_TIMEOUT = 20
 
 
+#: What the run measured, printed at its end (docs/deployment.md quotes it).
+TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        measured = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in TIMINGS.items())
+        terminalreporter.write_line(f"stack timings: {measured}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -77,7 +87,7 @@ class Stack:
     http_port: int
     flower_port: int
     env: dict[str, str]
-    timings: dict[str, float] = field(default_factory=dict[str, float])
+    timings: dict[str, float] = field(default_factory=lambda: TIMINGS)
 
     @property
     def base(self) -> str:
