@@ -144,6 +144,38 @@ class Stack:
         assert token.status == 200, token.body
         return registered.json()["id"], token.json()["access_token"]
 
+    def publish(
+        self, auth: Mapping[str, str], title: str, *, body: str = "b", tags: list[str] | None = None
+    ) -> Response:
+        """POST a published article; the 201."""
+        created = self.request(
+            "POST",
+            "/api/v1/articles",
+            headers=auth,
+            body={"title": title, "body": body, "tags": tags or [], "status": "published"},
+        )
+        assert created.status == 201, created.body
+        return created
+
+    def rename_slowly(self, user_id: int, name: str, seconds: float) -> None:
+        """Send the worker's test task from the web container, through the broker."""
+        self.compose(
+            "exec", "-T", "web", "python", "-c",
+            "from app.worker import celery;"
+            f"celery.send_task('stack.rename_slowly', args=[{user_id}, {name!r}, {seconds}],"
+            " queue='default')",
+        )  # fmt: skip
+
+    def inspect(self, service: str, template: str) -> str:
+        """``docker inspect -f template`` of the service's (first) container."""
+        container = self.compose("ps", "-q", service).stdout.split()[0]
+        return subprocess.run(
+            [DOCKER, "inspect", "-f", template, container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
     def wait_healthy(self, *services: str, seconds: float = 120) -> None:
         """Until every container of ``services`` reports healthy."""
         deadline = time.monotonic() + seconds

@@ -94,13 +94,7 @@ def test_the_contract_through_nginx(stack: Stack) -> None:
     me = stack.request("GET", "/api/v1/users/me", headers=auth)
     assert me.json()["email"] == "flow@example.com"
 
-    created = stack.request(
-        "POST",
-        "/api/v1/articles",
-        headers=auth,
-        body={"title": "Through nginx", "body": "Hello", "tags": ["stack"], "status": "published"},
-    )
-    assert created.status == 201, created.body
+    created = stack.publish(auth, "Through nginx", body="Hello", tags=["stack"])
     article_id = created.json()["id"]
     assert created.headers["location"].endswith(f"/api/v1/articles/{article_id}")
     etag = created.headers["etag"]
@@ -138,12 +132,7 @@ def test_the_contract_through_nginx(stack: Stack) -> None:
 def test_nginx_gzips_and_the_weak_etag_still_matches(stack: Stack) -> None:
     _, token = stack.sign_up("gzip@example.com")
     auth = {"Authorization": f"Bearer {token}"}
-    created = stack.request(
-        "POST",
-        "/api/v1/articles",
-        headers=auth,
-        body={"title": "Big", "body": "x" * 5000, "tags": [], "status": "published"},
-    )
+    created = stack.publish(auth, "Big", body="x" * 5000)
     article_id = created.json()["id"]
     read = stack.request(
         "GET", f"/api/v1/articles/{article_id}", headers={"Accept-Encoding": "gzip"}
@@ -271,12 +260,7 @@ def test_search_init_and_the_outbox(stack: Stack) -> None:
     real = "-stub" not in json.loads(version)["pkgVersion"]
     init = stack.compose("run", "--rm", "-T", "web", "flask", "search", "init", check=False)
     _, token = stack.sign_up("search@example.com")
-    created = stack.request(
-        "POST",
-        "/api/v1/articles",
-        headers={"Authorization": f"Bearer {token}"},
-        body={"title": "Findable zebra", "body": "b", "tags": [], "status": "published"},
-    )
+    created = stack.publish({"Authorization": f"Bearer {token}"}, "Findable zebra")
     article_id = created.json()["id"]
     if real:
         assert init.returncode == 0, init.stderr
@@ -303,15 +287,7 @@ def test_search_init_and_the_outbox(stack: Stack) -> None:
 
 def test_a_task_goes_from_web_through_the_broker_to_the_worker(stack: Stack) -> None:
     user_id, token = stack.sign_up("task@example.com", name="Before")
-    stack.compose(
-        "exec",
-        "-T",
-        "web",
-        "python",
-        "-c",
-        "from app.worker import celery;"
-        f"celery.send_task('stack.rename_slowly', args=[{user_id}, 'After', 0], queue='default')",
-    )
+    stack.rename_slowly(user_id, "After", 0)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         me = stack.request("GET", "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import DOCKER, VISIBILITY_TIMEOUT, Response, Stack
+from conftest import VISIBILITY_TIMEOUT, Response, Stack
 from test_e2e import service_of
 
 #: docs/tasks.md: a task whose worker died is run again at most about
@@ -28,14 +28,7 @@ def author(stack: Stack) -> tuple[dict[str, str], int]:
     email = f"fault{time.monotonic_ns()}@example.com"
     _, token = stack.sign_up(email)
     auth = {"Authorization": f"Bearer {token}"}
-    created = stack.request(
-        "POST",
-        "/api/v1/articles",
-        headers=auth,
-        body={"title": "Before", "body": "b", "tags": ["faults"], "status": "published"},
-    )
-    assert created.status == 201, created.body
-    article_id: int = created.json()["id"]
+    article_id: int = stack.publish(auth, "Before", tags=["faults"]).json()["id"]
     assert stack.request("GET", f"/api/v1/articles/{article_id}").status == 200
     return auth, article_id
 
@@ -87,15 +80,7 @@ def crash(stack: Stack, service: str) -> None:
     """SIGKILL the container's main process from the host, as the kernel's OOM
     killer or a crash would. (`docker compose kill` is a stop that Docker
     counts as the operator's: it does not restart the container.)"""
-    container = stack.compose("ps", "-q", service).stdout.split()[0]
-    pid = int(
-        subprocess.run(
-            [DOCKER, "inspect", "-f", "{{.State.Pid}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    pid = int(stack.inspect(service, "{{.State.Pid}}"))
     if os.geteuid() == 0:
         os.kill(pid, signal.SIGKILL)
     else:
@@ -103,30 +88,14 @@ def crash(stack: Stack, service: str) -> None:
 
 
 def restarts(stack: Stack, service: str) -> int:
-    container = stack.compose("ps", "-q", service).stdout.split()[0]
-    return int(
-        subprocess.run(
-            [DOCKER, "inspect", "-f", "{{.RestartCount}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    return int(stack.inspect(service, "{{.RestartCount}}"))
 
 
 def test_a_worker_killed_mid_task_runs_it_again_once_restarted(stack: Stack) -> None:
     user_id, token = stack.sign_up(f"crash{time.monotonic_ns()}@example.com", name="Before")
     auth = {"Authorization": f"Bearer {token}"}
     before = restarts(stack, "worker")
-    stack.compose(
-        "exec",
-        "-T",
-        "web",
-        "python",
-        "-c",
-        "from app.worker import celery;"
-        f"celery.send_task('stack.rename_slowly', args=[{user_id}, 'Survived', 6], queue='default')",
-    )
+    stack.rename_slowly(user_id, "Survived", 6)
     wait_until(
         lambda: "stack.rename_slowly" in stack.compose("logs", "--no-color", "worker").stdout,
         30,
