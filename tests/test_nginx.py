@@ -16,9 +16,8 @@ import orjson
 import pytest
 from serving_support import ROOT, exchange, free_port, gunicorn, raw_get, wait_for
 
-NGINX = shutil.which("nginx") or next(
-    (str(path) for path in (Path("/usr/sbin/nginx"),) if path.exists()), None
-)
+# Debian puts it in /usr/sbin, which a non-root PATH may lack.
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
 pytestmark = pytest.mark.skipif(
     NGINX is None, reason="nginx is not installed here (.ci/run installs Debian's nginx-light)"
 )

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 from flask import request
 from pydantic import BaseModel
 
-from app.core.validation import validated
+from app.core.validation import accepted_keys, validated
 
 if TYPE_CHECKING:
     from app.core.application import APIRequest
@@ -155,7 +155,7 @@ def shape_of(bodies: tuple[type[BaseModel], ...], data: Mapping[str, Any]) -> ty
     field sent, else the first (whose 422 then says what is wrong). The shapes
     of one body differ in their required fields, so at most one can fit."""
     sent = data.keys()
-    return next((model for model in bodies if sent <= model.model_fields.keys()), bodies[0])
+    return next((model for model in bodies if sent <= accepted_keys(model)), bodies[0])
 
 
 def operation_of(view: Callable[..., Any]) -> Operation | None:

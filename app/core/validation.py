@@ -33,7 +33,8 @@ def validated(model: type[ModelT], data: Mapping[str, Any], *, location: str) ->
             return model.model_validate(data)
         except ValidationError as exc:
             raise ValidationFailed(details=validation_details(exc, location=location)) from None
-    known = {key: value for key, value in data.items() if key in _names(model)}
+    names = accepted_keys(model)
+    known = {key: value for key, value in data.items() if key in names}
     try:
         model.model_validate(known)
     except ValidationError as exc:
@@ -43,7 +44,7 @@ def validated(model: type[ModelT], data: Mapping[str, Any], *, location: str) ->
     raise ValidationFailed(details=problems)
 
 
-def _names(model: type[BaseModel]) -> frozenset[str]:
+def accepted_keys(model: type[BaseModel]) -> frozenset[str]:
     """The keys ``model`` accepts: each field's name, and its alias."""
     names = _NAMES.get(model)
     if names is None:
@@ -59,7 +60,7 @@ def _unknown_keys(model: type[BaseModel], data: Mapping[str, Any]) -> list[str]:
     ignores or keeps unknown keys."""
     if model.model_config.get("extra") != "forbid":
         return []
-    names = _names(model)
+    names = accepted_keys(model)
     return [key for key in data if key not in names]
 
 

@@ -107,7 +107,7 @@ def test_a_worker_killed_mid_task_runs_it_again_once_restarted(stack: Stack) -> 
     assert stack.request("GET", "/api/v1/users/me", headers=auth).json()["name"] == "Before"
 
     wait_until(lambda: restarts(stack, "worker") > before, 60, "Docker restarted the worker")
-    took = wait_until(
+    wait_until(
         lambda: stack.request("GET", "/api/v1/users/me", headers=auth).json()["name"] == "Survived",
         REDELIVERY_BOUND + 6 + 15,
         "the task ran again",
@@ -116,7 +116,6 @@ def test_a_worker_killed_mid_task_runs_it_again_once_restarted(stack: Stack) -> 
     stack.timings["redelivery"] = done
     # Redelivered within the bound, then the task's own 6 s.
     assert done <= REDELIVERY_BOUND + 6 + 5, done
-    assert took >= 0
     stack.wait_healthy("worker")
 
 
