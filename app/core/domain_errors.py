@@ -7,6 +7,7 @@ Services know nothing of HTTP: they raise these, and the error layer
 * :class:`NotPermittedError`: 403, the caller may see it, and may not do this to it;
 * :class:`AlreadyExistsError`: 409, it would duplicate something unique (an email);
 * :class:`EditConflictError`: 409, someone else changed it meanwhile;
+* :class:`StateConflictError`: 409, its state forbids this now (a comment on a draft);
 * :class:`VersionMismatchError`: 412, the version the caller named is no longer current;
 * :class:`NotAuthenticatedError`: 401, the credentials or the token are not valid.
 """
@@ -35,6 +36,10 @@ class AlreadyExistsError(DomainError):
 
 
 class EditConflictError(DomainError):
+    pass
+
+
+class StateConflictError(DomainError):
     pass
 
 

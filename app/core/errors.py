@@ -127,6 +127,7 @@ DOMAIN_ERRORS: dict[type[domain_errors.DomainError], ErrorCode] = {
     domain_errors.NotPermittedError: ErrorCode.FORBIDDEN,
     domain_errors.AlreadyExistsError: ErrorCode.CONFLICT,
     domain_errors.EditConflictError: ErrorCode.CONFLICT,
+    domain_errors.StateConflictError: ErrorCode.CONFLICT,
     domain_errors.VersionMismatchError: ErrorCode.PRECONDITION_FAILED,
     domain_errors.NotAuthenticatedError: ErrorCode.UNAUTHORIZED,
 }
