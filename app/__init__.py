@@ -27,7 +27,8 @@ from app.core.errors import register_error_handlers
 from app.core.settings import Settings, SettingsError, load_settings
 from app.extensions.database import Database
 from app.extensions.search import is_enabled as search_is_enabled
-from app.services import articles, indexing
+from app.realtime import dev as realtime_dev
+from app.services import articles, indexing, notifications
 
 __all__ = ["create_app"]
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     _init_services(app)
     register_error_handlers(app)
     register_blueprints(app)
+    realtime_dev.init_app(app)
     register_commands(app)
     return app
 
@@ -92,6 +94,10 @@ def _init_services(app: APIFlask) -> None:
             collect=outbox.record,
             act=outbox.send,
         )
+    notifier = notifications.Notifier(
+        app.extensions["fanout"], announce_on_publish=not search_is_enabled(app.settings)
+    )
+    database.on_commit(notifications.EFFECT, collect=notifier.record, act=notifier.publish)
 
 
 def _make_instance_folder(settings: Settings) -> Path:

@@ -95,15 +95,19 @@ def test_make_lint_runs_the_layer_contracts() -> None:
 def test_create_app_registers_every_commit_effect(make_settings: SettingsFactory) -> None:
     app = create_app(make_settings(meili_url="http://127.0.0.1:9", meili_master_key="k" * 16))
     effects = app.extensions["database"].commit_effects
-    assert [effect.name for effect in effects] == ["cache", "search outbox"]
-    assert all(effect.collect_before_flush is not None for effect in effects)
+    assert [effect.name for effect in effects] == ["cache", "search outbox", "notifications"]
+    # Those that must see what a cascade deletes look before the flush too.
+    assert [effect.collect_before_flush is not None for effect in effects] == [True, True, False]
 
 
-def test_without_meilisearch_only_the_cache_follows_a_commit(
+def test_without_meilisearch_the_cache_and_notifications_follow_a_commit(
     make_settings: SettingsFactory,
 ) -> None:
     app = create_app(make_settings())
-    assert [effect.name for effect in app.extensions["database"].commit_effects] == ["cache"]
+    assert [effect.name for effect in app.extensions["database"].commit_effects] == [
+        "cache",
+        "notifications",
+    ]
 
 
 def test_a_new_route_module_and_model_module_need_no_registration(

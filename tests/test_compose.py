@@ -34,6 +34,7 @@ from app.core.error_codes import ErrorCode
 from app.core.request_id import _SANE  # pyright: ignore[reportPrivateUsage]
 from app.core.settings import DEFAULT_SECRET_KEY, Settings
 from app.extensions.background import QUEUES
+from app.realtime.server import HEALTH_PATH
 
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
@@ -48,7 +49,17 @@ COMPOSE_ONLY_MARKER = "# === compose only"
 DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
 
 ONE_SHOT = {"migrate"}
-LONG_RUNNING = {"mysql", "redis", "meilisearch", "web", "worker", "beat", "flower", "nginx"}
+LONG_RUNNING = {
+    "mysql",
+    "redis",
+    "meilisearch",
+    "web",
+    "realtime",
+    "worker",
+    "beat",
+    "flower",
+    "nginx",
+}
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|_KEY|_AUTH)$")
 REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Z][A-Z0-9_]*):\?[^}]+\}$")
 
@@ -389,6 +400,7 @@ def test_health_checks_probe_what_each_service_serves() -> None:
         if "healthcheck" in service
     }
     assert "127.0.0.1:8000/api/v1/health" in tests["web"]
+    assert "127.0.0.1:8001/health" in tests["realtime"]
     assert "inspect ping --destination celery@$$HOSTNAME" in tests["worker"]
     assert "inspect ping --destination celerybeat@$$HOSTNAME" in tests["beat"]
     assert "127.0.0.1:5555/healthcheck" in tests["flower"]
@@ -402,6 +414,8 @@ def test_health_checks_probe_what_each_service_serves() -> None:
     assert "/api/v1/health" in {rule.rule for rule in flask_app.url_map.iter_rules()}
     assert "/healthcheck" in flower_paths()
     assert "location = /nginx-health" in NGINX_CONF.read_text()
+    assert HEALTH_PATH == "/health"
+    assert services()["realtime"]["expose"] == [Settings().realtime_bind.rpartition(":")[2]]
     # The node names the checks ping are the ones the scripts start.
     assert '--hostname "celery@%h"' in script_text("worker")
     assert '--hostname "celerybeat@%h"' in script_text("beat")
@@ -415,7 +429,7 @@ def test_dependencies_are_awaited_healthy_and_migrations_completed() -> None:
                 "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
             )
             assert condition == {"condition": expected}, f"{name} -> {dependency}"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "realtime", "worker", "beat"):
         assert "migrate" in services()[name]["depends_on"], name
     assert set(services()["migrate"]["depends_on"]) == {"mysql"}
 
@@ -437,7 +451,7 @@ def test_migrations_are_applied_by_migrate_alone() -> None:
 
 def test_one_app_image_serves_every_app_service() -> None:
     runners = app_services()
-    assert set(runners) == {"migrate", "web", "worker", "beat", "flower"}
+    assert set(runners) == {"migrate", "web", "realtime", "worker", "beat", "flower"}
     assert len({service["image"] for service in runners.values()}) == 1
 
 
@@ -626,7 +640,10 @@ def test_every_envelope_nginx_writes_follows_the_catalogue() -> None:
 def test_nginx_resolves_web_replicas_through_dockers_dns() -> None:
     assert any(value.startswith("127.0.0.11 ") for value in nginx_directives("resolver"))
     [upstream] = [value for value in nginx_directives("set") if value.startswith("$web_upstream ")]
-    assert nginx_directives("proxy_pass") == ["$web_upstream"], "a variable, resolved per request"
+    assert sorted(nginx_directives("proxy_pass")) == [
+        "$realtime_upstream",
+        "$web_upstream",
+    ], "variables, resolved per request"
     host_port = upstream.split()[1].removeprefix("http://")
     bind = services()["web"]["environment"]["GUNICORN_BIND"]
     assert host_port == "web:" + bind.rpartition(":")[2]
@@ -643,8 +660,10 @@ def test_nginx_gzips_json_and_waits_longer_than_gunicorn() -> None:
     assert nginx_directives("gzip") == ["on"]
     [types] = nginx_directives("gzip_types")
     assert "application/json" in types.split()
-    [read_timeout] = nginx_directives("proxy_read_timeout")
-    assert int(read_timeout.removesuffix("s")) > Settings().gunicorn_timeout
+    stream_timeout, api_timeout = nginx_directives("proxy_read_timeout")  # in the file's order
+    assert int(api_timeout.removesuffix("s")) > Settings().gunicorn_timeout
+    # The stream's frames come at least every ping: a read may wait three of them.
+    assert int(stream_timeout.removesuffix("s")) > 3 * Settings().realtime_ping_interval
 
 
 def test_nginx_hands_back_the_etag_gzip_weakened() -> None:
@@ -720,6 +739,6 @@ def test_the_deployment_doc_runs_only_commands_that_exist() -> None:
     for group, command in runs:
         assert command in flask_commands(group), f"flask {group} {command}"
     for scaled in re.findall(r"--scale ([a-z]+)=\d+", doc):
-        assert scaled in {"web", "worker"}, f"{scaled} is not meant to be scaled"
+        assert scaled in {"web", "worker", "realtime"}, f"{scaled} is not meant to be scaled"
     for path in re.findall(r"`((?:compose/|compose\.)[\w./-]+)`", doc):
         assert (ROOT / path).exists(), path

@@ -340,6 +340,7 @@ def test_the_catalogue_is_never_renumbered() -> None:
         "NOT_ACCEPTABLE": 10007,
         "URI_TOO_LONG": 10008,
         "HEADERS_TOO_LARGE": 10009,
+        "UPGRADE_REQUIRED": 10010,
         "UNAUTHORIZED": 11000,
         "FORBIDDEN": 12000,
         "NOT_FOUND": 13000,

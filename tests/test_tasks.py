@@ -27,7 +27,7 @@ from app.core.application import APIFlask
 from app.core.settings import SettingsError
 from app.extensions.background import FlaskTask, beat_schedule, get_celery, redis_transport_options
 from app.models import RefreshToken, User
-from app.tasks.maintenance import purge_expired_refresh_tokens
+from app.tasks.maintenance import purge_expired_refresh_tokens, purge_expired_stream_tickets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,6 +82,10 @@ def test_beat_runs_the_purge_every_hour(app: APIFlask) -> None:
     assert entry["task"] == purge_expired_refresh_tokens.name
     assert entry["schedule"] == timedelta(hours=1)
     assert entry["task"] in _celery(app).tasks
+    tickets = schedule["purge-expired-stream-tickets"]
+    assert tickets["task"] == purge_expired_stream_tickets.name
+    assert tickets["schedule"] == timedelta(hours=1)
+    assert tickets["task"] in _celery(app).tasks
 
 
 # -- inline (no broker) -----------------------------------------------------------

@@ -47,6 +47,11 @@ class ErrorCode(IntEnum):
         HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
         "A request header is too large, or there are too many",
     )
+    UPGRADE_REQUIRED = (
+        10010,
+        HTTPStatus.UPGRADE_REQUIRED,
+        "This path is a WebSocket: connect with an upgrade",
+    )
 
     # 11xxx: who are you?
     UNAUTHORIZED = 11000, HTTPStatus.UNAUTHORIZED, "Authentication required"

@@ -144,6 +144,18 @@ class Settings(BaseSettings):
     #: When beat runs the nightly full reindex, ``HH:MM`` in UTC.
     search_reindex_at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "03:00"
 
+    # -- realtime (docs/api.md#the-stream) ---------------------------------
+    #: ``host:port`` the notification stream's process (``python -m app.realtime``) listens on.
+    realtime_bind: str = "0.0.0.0:8001"
+    #: Streams one account may hold open at once, per stream process; one more closes with 4429.
+    realtime_max_streams_per_account: Annotated[int, Field(ge=1, le=100)] = 5
+    #: Seconds between the server's pings; a client that does not answer within as long is dropped.
+    realtime_ping_interval: Annotated[float, Field(gt=0, le=300)] = 20.0
+    #: Notifications waiting to be sent to one connection before it counts as a slow reader (1013).
+    realtime_send_queue: Annotated[int, Field(ge=1, le=10_000)] = 100
+    #: Largest frame a client may send, in bytes; a larger one closes the connection with 1009.
+    realtime_max_client_frame: Annotated[int, Field(ge=125, le=1_048_576)] = 4096
+
     # -- http ---------------------------------------------------------------
     #: Origins allowed to call the API from a browser, comma-separated (``*`` for any).
     #: Empty allows none: same-origin only.

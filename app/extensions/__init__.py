@@ -11,14 +11,32 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
-from app.extensions import background, cache, cors, database, rate_limit, redis, search
+from app.extensions import (
+    background,
+    cache,
+    cors,
+    database,
+    fanout,
+    rate_limit,
+    redis,
+    search,
+)
 
 if TYPE_CHECKING:
     from app.core.application import APIFlask
     from app.core.settings import Settings
 
 #: Start-up order: a later extension may use an earlier one.
-EXTENSIONS: tuple[ModuleType, ...] = (database, redis, cache, rate_limit, cors, background, search)
+EXTENSIONS: tuple[ModuleType, ...] = (
+    database,
+    redis,
+    cache,
+    rate_limit,
+    cors,
+    background,
+    search,
+    fanout,
+)
 
 
 def init_app_function(module: ModuleType) -> Callable[[APIFlask], None]:

@@ -45,6 +45,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "app.tasks.maintenance.purge_expired_refresh_tokens",
             "schedule": timedelta(hours=1),
         },
+        "purge-expired-stream-tickets": {
+            "task": "app.tasks.maintenance.purge_expired_stream_tickets",
+            "schedule": timedelta(hours=1),
+        },
         "sweep-search-outbox": {
             "task": "app.tasks.search.sweep_outbox",
             "schedule": timedelta(seconds=settings.search_sweep_interval),

@@ -114,6 +114,18 @@ class Database:
         self.session.remove()
 
 
+def stage_for_commit(session: Session, name: str, items: Iterable[Any]) -> None:
+    """Hand ``items`` to effect ``name``'s ``act`` once this session's
+    transaction commits, as if its ``collect`` had returned them: for work done
+    outside a flush (the search delivery's notifications). Raises if no effect
+    of that name is registered, so nothing is dropped without a word."""
+    if not any(effect.name == name for effect in _effects_of(session)):
+        raise LookupError(f"no commit effect named {name!r} is registered")
+    batch = list(items)
+    if batch:
+        _collected(session).setdefault(name, []).extend(batch)
+
+
 def _effects_of(session: Session) -> list[CommitEffect[Any]]:
     effects: list[CommitEffect[Any]] = session.info.get(_EFFECTS, [])
     return effects

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import BigInteger, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigID, UTCDateTime, utcnow
@@ -36,6 +36,9 @@ class SearchOutbox(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    #: Written by the flush that published the article: once this row's
+    #: delivery is confirmed, the author is told it is searchable.
+    announce: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class SearchReindex(Base):

@@ -302,6 +302,19 @@ def articles_touched(session: Session) -> set[int]:
     return article_ids
 
 
+def articles_published_by(session: Session) -> list[Article]:
+    """The articles this flush publishes: written as published, or turned from
+    a draft into a published article."""
+    published = ArticleStatus.PUBLISHED.value
+    return [
+        row
+        for row in (*session.new, *session.dirty)
+        if isinstance(row, Article)
+        and row.status == published
+        and (row in session.new or inspect(row).attrs.status.history.has_changes())
+    ]
+
+
 def articles_of_deleted_authors(session: Session) -> list[int]:
     """Before a flush: the articles that the database will delete by cascade with
     their author, which the ORM never sees go."""

@@ -17,6 +17,9 @@ a newer version is never overwritten by an older one. Published articles are
 upserted whole (idempotent); drafts and deleted articles are deleted from the
 index. The outbox rows seen under the lock are deleted only once Meilisearch
 confirms the task; a failed or unconfirmed attempt leaves them, backed off.
+The transaction that deletes them also writes the ``article.published``
+notification of each article whose publication they carried
+(:func:`app.services.notifications.announce`).
 
 **Reindex** (:mod:`app.services.reindexing`) walks every article through the
 same delivery.
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -35,11 +38,14 @@ from sqlalchemy import ColumnElement, case, delete, false, func, insert, select,
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.extensions.database import stage_for_commit
 from app.extensions.search import ArticleIndex, SearchUnavailable
 from app.models import Article, ArticleStatus, SearchOutbox, utcnow
+from app.services import notifications
 from app.services.articles import (
     article_fields,
     articles_of_deleted_authors,
+    articles_published_by,
     articles_touched,
     with_relations,
 )
@@ -115,14 +121,18 @@ class Outbox:
         return self._write(session, articles_of_deleted_authors(session))
 
     def record(self, session: Session) -> list[int]:
-        """After a flush: rows for every article it touched."""
-        return self._write(session, articles_touched(session))
+        """After a flush: rows for every article it touched; the rows of the
+        articles it publishes are marked to announce them once indexed."""
+        published = {row.id for row in articles_published_by(session)}
+        return self._write(session, articles_touched(session), announce=published)
 
     def send(self, article_ids: list[int]) -> None:
         """After the commit: ask a worker to deliver them now."""
         _send_index_task(self.app, sorted(set(article_ids)))
 
-    def _write(self, session: Session, article_ids: Iterable[int]) -> list[int]:
+    def _write(
+        self, session: Session, article_ids: Iterable[int], *, announce: Set[int] = frozenset()
+    ) -> list[int]:
         ids = sorted(set(article_ids))
         if ids:
             now = utcnow()
@@ -133,6 +143,7 @@ class Outbox:
                         "article_id": article_id,
                         "created_at": now,
                         "next_attempt_at": now + self.grace,
+                        "announce": article_id in announce,
                     }
                     for article_id in ids
                 ],
@@ -172,7 +183,7 @@ def deliver(
     if not ids:
         return Delivery()
     try:
-        delivery, row_ids, task_uids = _send(session, index, ids, lease)
+        delivery, row_ids, task_uids, announced = _send(session, index, ids, lease)
     except SearchUnavailable as exc:
         session.rollback()
         _back_off(session, SearchOutbox.article_id.in_(ids), str(exc))
@@ -187,6 +198,9 @@ def deliver(
             _back_off(session, SearchOutbox.id.in_(row_ids), str(exc))
         raise
     if row_ids:
+        # The author hears it is searchable in the transaction that settles the
+        # row: a failure here keeps both, and the next delivery does both.
+        stage_for_commit(session, notifications.EFFECT, notifications.announce(session, announced))
         session.execute(delete(SearchOutbox).where(SearchOutbox.id.in_(row_ids)))
         session.commit()
     delivery.settled_rows = len(row_ids)
@@ -195,7 +209,7 @@ def deliver(
 
 def _send(
     session: Session, index: ArticleIndex, ids: list[int], lease: timedelta
-) -> tuple[Delivery, list[int], list[int]]:
+) -> tuple[Delivery, list[int], list[int], list[tuple[int, int, str]]]:
     """Under the lock: read, claim the outbox rows, enqueue the tasks, commit."""
     _take_write_lock(session)
     rows = session.scalars(
@@ -203,11 +217,13 @@ def _send(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
-    row_ids = list(
-        session.scalars(
-            select(SearchOutbox.id).where(SearchOutbox.article_id.in_(ids)).with_for_update()
-        )
-    )
+    outbox_rows = session.execute(
+        select(SearchOutbox.id, SearchOutbox.article_id, SearchOutbox.announce)
+        .where(SearchOutbox.article_id.in_(ids))
+        .with_for_update()
+    ).all()
+    row_ids = [row.id for row in outbox_rows]
+    to_announce = {row.article_id for row in outbox_rows if row.announce}
     if row_ids:
         session.execute(
             update(SearchOutbox)
@@ -223,7 +239,8 @@ def _send(
     if gone:
         task_uids.append(index.delete_documents(gone))
     session.commit()
-    return Delivery(indexed=len(published), removed=len(gone)), row_ids, task_uids
+    announced = [(row.id, row.author_id, row.title) for row in published if row.id in to_announce]
+    return Delivery(indexed=len(published), removed=len(gone)), row_ids, task_uids, announced
 
 
 def _take_write_lock(session: Session) -> None:

@@ -7,11 +7,23 @@ import base64
 import gzip
 import json
 import time
+from typing import Any
 
 import pytest
 from conftest import PASSWORD, Stack
+from websockets.sync.client import connect
 
-LONG_RUNNING = {"mysql", "redis", "meilisearch", "web", "worker", "beat", "flower", "nginx"}
+LONG_RUNNING = {
+    "mysql",
+    "redis",
+    "meilisearch",
+    "web",
+    "realtime",
+    "worker",
+    "beat",
+    "flower",
+    "nginx",
+}
 
 
 def service_of(container: str) -> str:
@@ -295,3 +307,71 @@ def test_a_task_goes_from_web_through_the_broker_to_the_worker(stack: Stack) -> 
             return
         time.sleep(0.5)
     raise AssertionError("the task never wrote to the database")
+
+
+def _stream(stack: Stack, token: str, after: int = 0) -> Any:
+    return connect(
+        f"ws://127.0.0.1:{stack.http_port}/api/v1/notifications/stream?after={after}",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        open_timeout=15,
+    )
+
+
+def _until_ready(ws: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while (frame := json.loads(ws.recv(15)))["type"] != "ready":
+        found.append(frame["notification"])
+    return found
+
+
+def test_the_stream_through_nginx_on_every_realtime_replica(stack: Stack) -> None:
+    """A ticket opens the stream through nginx; with `--scale realtime=2`, a
+    comment reaches the author's sockets on both replicas."""
+    _, author = stack.sign_up("streamer@example.com", name="Streamer")
+    _, reader = stack.sign_up("commenter@example.com", name="Commenter")
+    article = stack.publish({"Authorization": f"Bearer {author}"}, "Streamed").json()
+    ticket = stack.request(
+        "POST", "/api/v1/notifications/ticket", headers={"Authorization": f"Bearer {author}"}
+    )
+    assert ticket.status == 201, ticket.body
+    with connect(
+        f"ws://127.0.0.1:{stack.http_port}/api/v1/notifications/stream"
+        f"?ticket={ticket.json()['ticket']}",
+        open_timeout=15,
+    ) as ws:
+        assert json.loads(ws.recv(15)) == {"type": "ready"}
+    assert ticket.json()["ticket"] not in stack.compose("logs", "--no-color", "nginx").stdout
+
+    stack.compose("up", "-d", "--no-recreate", "--scale", "realtime=2", "realtime", timeout=300)
+    stack.wait_healthy("realtime")
+    time.sleep(11)  # nginx looks "realtime" up again once its answer is 10 s old
+    sockets = [_stream(stack, author) for _ in range(4)]
+    try:
+        for ws in sockets:
+            _until_ready(ws)
+        per_replica = [
+            json.loads(
+                stack.compose(
+                    "exec", "-T", "--index", str(index), "realtime", "python", "-c",
+                    "import urllib.request;"
+                    "print(urllib.request.urlopen('http://127.0.0.1:8001/health').read().decode())",
+                ).stdout
+            )["connections"]
+            for index in (1, 2)
+        ]  # fmt: skip
+        assert sum(per_replica) == 4
+        assert all(count > 0 for count in per_replica), per_replica
+        made = stack.request(
+            "POST",
+            f"/api/v1/articles/{article['id']}/comments",
+            headers={"Authorization": f"Bearer {reader}"},
+            body={"body": "to every replica"},
+        )
+        assert made.status == 201, made.body
+        for ws in sockets:
+            note = json.loads(ws.recv(15))["notification"]
+            assert note["data"]["comment_id"] == made.json()["id"]
+    finally:
+        for ws in sockets:
+            ws.close()
+        stack.compose("up", "-d", "--no-recreate", "--scale", "realtime=1", "realtime")
