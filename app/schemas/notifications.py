@@ -8,12 +8,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from app.core.routing import MAX_ID
 from app.schemas.articles import Author
-from app.schemas.base import PageQuery, StrictModel
-
-#: A notification id in a body: a JSON integer, not a string of digits.
-StrictID = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+from app.schemas.base import ID, PageQuery, StrictModel
 
 COMMENT_CREATED = "comment.created"
 ARTICLE_PUBLISHED = "article.published"
@@ -90,7 +86,7 @@ class UnreadCount(BaseModel):
 class MarkReadIds(StrictModel):
     """These notifications of yours, at most 100."""
 
-    ids: Annotated[list[StrictID], Field(min_length=1, max_length=100)]
+    ids: Annotated[list[ID], Field(min_length=1, max_length=100)]
 
 
 class MarkReadAll(StrictModel):
