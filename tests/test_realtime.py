@@ -347,3 +347,50 @@ def test_a_plain_request_to_the_stream_process_is_a_426_envelope(stream: Stream)
     assert refused.value.code == 426
     assert refused.value.headers["Upgrade"] == "websocket"
     assert json.loads(refused.value.read())["error_code"] == 10010
+
+
+def _raw_frames(sock: socket.socket, seconds: float) -> Iterator[tuple[int, bytes]]:
+    """Server frames read off a raw socket: (opcode, payload), unmasked, small."""
+    sock.settimeout(seconds)
+    buffer = b""
+    while True:
+        while len(buffer) < 2 or len(buffer) < 2 + (buffer[1] & 0x7F):
+            chunk = sock.recv(4096)
+            if not chunk:
+                return
+            buffer += chunk
+        length = buffer[1] & 0x7F
+        assert length < 126, "the test reads small frames only"
+        yield buffer[0] & 0x0F, buffer[2 : 2 + length]
+        buffer = buffer[2 + length :]
+
+
+def test_the_server_pings_and_drops_a_client_that_never_answers(
+    make_api_app: AppFactory,
+) -> None:
+    api = Api(make_api_app(realtime_ping_interval=0.3))
+    server = DevStream(api.app)
+    _host, port = server.address()
+    try:
+        author = api.register("Ada")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(
+                (
+                    "GET /api/v1/notifications/stream HTTP/1.1\r\nHost: localhost\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    f"Authorization: Bearer {author.token}\r\n\r\n"
+                ).encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(1)
+            assert head.startswith(b"HTTP/1.1 101")
+            frames = list(_raw_frames(sock, 5))  # this client never answers a ping
+        opcodes = [opcode for opcode, _ in frames]
+        assert frames[0] == (0x1, b'{"type":"ready"}')
+        assert 0x9 in opcodes  # a ping
+        assert opcodes[-1] == 0x8  # then the server closed: no pong came in time
+        assert int.from_bytes(frames[-1][1][:2], "big") == 1011
+    finally:
+        server.stop()
