@@ -4,6 +4,7 @@ and the README's full-stack commands, one by one."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import time
@@ -345,8 +346,11 @@ def test_the_stream_through_nginx_on_every_realtime_replica(stack: Stack) -> Non
     stack.compose("up", "-d", "--no-recreate", "--scale", "realtime=2", "realtime", timeout=300)
     stack.wait_healthy("realtime")
     time.sleep(11)  # nginx looks "realtime" up again once its answer is 10 s old
-    sockets = [_stream(stack, author) for _ in range(4)]
-    try:
+    with contextlib.ExitStack() as opened:
+        opened.callback(  # back to one replica, whatever happens below
+            stack.compose, "up", "-d", "--no-recreate", "--scale", "realtime=1", "realtime"
+        )
+        sockets = [opened.enter_context(_stream(stack, author)) for _ in range(4)]
         for ws in sockets:
             _until_ready(ws)
         per_replica = [
@@ -371,7 +375,3 @@ def test_the_stream_through_nginx_on_every_realtime_replica(stack: Stack) -> Non
         for ws in sockets:
             note = json.loads(ws.recv(15))["notification"]
             assert note["data"]["comment_id"] == made.json()["id"]
-    finally:
-        for ws in sockets:
-            ws.close()
-        stack.compose("up", "-d", "--no-recreate", "--scale", "realtime=1", "realtime")
