@@ -36,5 +36,8 @@ gunicorn.util.write_error = gunicorn_errors.write_error
 control_socket_disable = True
 accesslog = None
 logconfig_dict = logging_config(_settings)
+# With logconfig_dict, gunicorn would build an access record per request for
+# gunicorn.access to drop: this logger skips them (app/core/gunicorn_logger.py).
+logger_class = "app.core.gunicorn_logger.Logger"
 # A forwarded-for header is trusted only as configured by PROXY_FIX_HOPS in the app.
 forwarded_allow_ips = "127.0.0.1"

@@ -71,6 +71,47 @@ def test_gunicorn_config_reads_workers_and_threads_from_settings(tmp_path: Path)
     assert result.stdout.split() == ["7", "3", "gthread", "None", "True"]
 
 
+ACCESS_LOGGING = """
+import copy, runpy
+from gunicorn import glogging
+from gunicorn.config import Config
+conf = runpy.run_path("gunicorn.conf.py")
+logger_class = conf["logger_class"]
+module, _, name = logger_class.rpartition(".")
+Ours = getattr(__import__(module, fromlist=[name]), name)
+
+def enabled(kind, access_level):
+    cfg = Config()
+    config = copy.deepcopy(conf["logconfig_dict"])
+    config["loggers"]["gunicorn.access"]["level"] = access_level
+    cfg.set("logconfig_dict", config)
+    return kind(cfg).access_log_enabled
+
+print(logger_class, enabled(glogging.Logger, "WARNING"), enabled(Ours, "WARNING"),
+      enabled(Ours, "INFO"))
+"""
+
+
+def test_gunicorn_builds_no_access_record_that_nothing_reads(tmp_path: Path) -> None:
+    """With the app's logging config, stock gunicorn builds an access record per
+    request for gunicorn.access (WARNING) to drop; the configured logger does not,
+    unless gunicorn.access is raised to INFO."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ACCESS_LOGGING.replace("gunicorn.conf.py", str(ROOT / "gunicorn.conf.py")),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["app.core.gunicorn_logger.Logger", "True", "False", "True"]
+
+
 #: What gunicorn refuses before the app sees it, at the limits gunicorn.conf.py sets.
 REFUSED = {
     "a request line over 8190 bytes": (raw_get("/api/v1/" + "a" * 8200), 414, 10008),
