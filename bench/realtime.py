@@ -70,6 +70,8 @@ class Result:
     delivered: int = 0
     cpu: float = 0.0
     rss_per_connection_kb: float | None = None
+    #: Set once every stream client has had its ``ready``.
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     def percentile(self, p: float) -> float:
         if not self.latencies:
@@ -216,7 +218,7 @@ async def stream_clients(
         )
     for ws in sockets:
         assert json.loads(await ws.recv()) == {"type": "ready"}
-    result.rss_per_connection_kb = -1  # filled in by the caller once all are idle
+    result.connected.set()
 
     async def read(ws: ClientConnection) -> None:
         with contextlib.suppress(Exception):
@@ -297,8 +299,8 @@ async def run_rival(
             (poll_clients if polling else stream_clients)(port, tokens, result, window)
         )
         if not polling:
-            while result.rss_per_connection_kb is None:
-                if clients.done():
+            while not result.connected.is_set():
+                if clients.done():  # a client failed: raise its error
                     clients.result()
                 await asyncio.sleep(0.2)
             await asyncio.sleep(2.0)  # idle

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving_support import ROOT, free_port, wait_for
+from serving_support import GUNICORN, ROOT, free_port, wait_for
 from websockets.sync.client import ClientConnection, connect
 
 PASSWORD = "correct horse battery"
@@ -102,14 +102,7 @@ class Stack:
         port = free_port()
         return self.start(
             "web",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                str(ROOT / "gunicorn.conf.py"),
-                "app.wsgi:app",
-            ],
+            GUNICORN,
             port=port,
             env={
                 "GUNICORN_BIND": f"127.0.0.1:{port}",

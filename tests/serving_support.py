@@ -15,6 +15,17 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
+#: gunicorn serving the app with the committed gunicorn.conf.py.
+GUNICORN = [
+    sys.executable,
+    "-m",
+    "gunicorn",
+    "--config",
+    str(ROOT / "gunicorn.conf.py"),
+    "app.wsgi:app",
+]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -49,14 +60,7 @@ def gunicorn(tmp_path: Path, port: int) -> Iterator[list[str]]:
         "INSTANCE_PATH": str(tmp_path / "instance"),
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            str(ROOT / "gunicorn.conf.py"),
-            "app.wsgi:app",
-        ],
+        GUNICORN,
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

@@ -6,6 +6,7 @@ replay, the close codes, the slow reader, bad input, and make dev's bridge.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -34,13 +35,22 @@ from app.realtime.dev import DevStream
 Stream = tuple[Api, int]
 
 
-@pytest.fixture
-def stream(api: Api) -> Iterator[Stream]:
-    """The app, and the port of its stream server (started in a thread)."""
+@contextlib.contextmanager
+def serving(api: Api) -> Iterator[int]:
+    """The port of the app's stream server, started in a thread, stopped after."""
     server = DevStream(api.app)
     _host, port = server.address()
-    yield api, port
-    server.stop()
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def stream(api: Api) -> Iterator[Stream]:
+    """The app, and the port of its stream server."""
+    with serving(api) as port:
+        yield api, port
 
 
 def ticket(api: Api, caller: Caller) -> str:
@@ -182,9 +192,7 @@ def test_one_stream_too_many_closes_with_4429_and_the_others_go_on(
     make_api_app: AppFactory,
 ) -> None:
     api = Api(make_api_app(realtime_max_streams_per_account=2))
-    server = DevStream(api.app)
-    _host, port = server.address()
-    try:
+    with serving(api) as port:
         author, reader = api.register("Ada"), api.register("Grace")
         article = api.article(author)
         with (
@@ -199,8 +207,6 @@ def test_one_stream_too_many_closes_with_4429_and_the_others_go_on(
             assert next_notification(one)["id"] == next_notification(two)["id"]
         with open_stream(port, token=author.token) as again:  # a closed one frees its place
             assert frames_until_ready(again) == []
-    finally:
-        server.stop()
 
 
 # -- bad input and abuse -------------------------------------------------------------
@@ -256,9 +262,7 @@ def test_a_slow_reader_is_closed_with_1013_and_the_others_are_served(
     make_api_app: AppFactory, redis_client: redis.Redis
 ) -> None:
     api = Api(make_api_app(realtime_send_queue=4))
-    server = DevStream(api.app)
-    _host, port = server.address()
-    try:
+    with serving(api) as port:
         slow_user, fast_user = api.register("Slow"), api.register("Fast")
         # The slow client's receive buffer is tiny and it stops reading after one
         # message; the server's buffers fill, then its queue of four.
@@ -276,8 +280,6 @@ def test_a_slow_reader_is_closed_with_1013_and_the_others_are_served(
             redis_client.publish(channel, b"%d 0 1 %s" % (fast_user.id, b'{"type":"notification"}'))
             assert json.loads(fast.recv(10)) == {"type": "notification"}
             assert close_code(slow, 30) == 1013
-    finally:
-        server.stop()
 
 
 def _shrink_receive_buffer(ws: Any) -> None:
@@ -369,9 +371,7 @@ def test_the_server_pings_and_drops_a_client_that_never_answers(
     make_api_app: AppFactory,
 ) -> None:
     api = Api(make_api_app(realtime_ping_interval=0.3))
-    server = DevStream(api.app)
-    _host, port = server.address()
-    try:
+    with serving(api) as port:
         author = api.register("Ada")
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(
@@ -392,5 +392,3 @@ def test_the_server_pings_and_drops_a_client_that_never_answers(
         assert 0x9 in opcodes  # a ping
         assert opcodes[-1] == 0x8  # then the server closed: no pong came in time
         assert int.from_bytes(frames[-1][1][:2], "big") == 1011
-    finally:
-        server.stop()

@@ -24,7 +24,7 @@ from flask import Response, current_app, request
 
 from app.core.error_codes import ErrorCode
 from app.core.exceptions import APIException
-from app.realtime.server import PATH, run
+from app.realtime.server import NOT_UPGRADED, PATH, run
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -104,8 +104,7 @@ def stream_view() -> Response:
     raw = environ.get("werkzeug.socket")
     if raw is None or request.headers.get("Upgrade", "").lower() != "websocket":
         raise APIException(
-            "The stream is a WebSocket: connect with ws:// (or wss://) to this path;"
-            " in production nginx serves it from the realtime service",
+            NOT_UPGRADED,
             error_code=ErrorCode.UPGRADE_REQUIRED,
             headers={"Upgrade": "websocket", "Connection": "Upgrade"},
         )
@@ -159,6 +158,3 @@ def init_app(app: APIFlask) -> None:
     # (any other answers 400), and a plain one only to an unmarked rule.
     app.add_url_rule(PATH, "notification_stream", stream_view, methods=["GET"], websocket=True)
     app.add_url_rule(PATH, "notification_stream", stream_view, methods=["GET"])
-
-
-__all__ = ["PATH", "DevStream", "init_app"]

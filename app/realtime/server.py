@@ -64,6 +64,8 @@ log = logging.getLogger("app.realtime")
 #: The path the stream answers on (nginx sends it here as it came).
 PATH = "/api/v1/notifications/stream"
 READY = b'{"type":"ready"}'
+#: What a plain HTTP request to the stream's path is told (426), here and by make dev's bridge.
+NOT_UPGRADED = "The stream is a WebSocket: connect with ws:// (or wss://) to this path"
 #: The liveness check of the process (its container's healthcheck), never upgraded.
 HEALTH_PATH = "/health"
 
@@ -87,7 +89,6 @@ class StreamServer:
         pool = max(2, self.settings.database_pool_size)
         self._executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="realtime-db")
         self._secret = self.settings.secret_key.get_secret_value()
-        self.subscribed = asyncio.Event()
 
     # -- the database, off the event loop ------------------------------------------
 
@@ -122,7 +123,6 @@ class StreamServer:
         url = urlsplit(request.path)
         if url.path == HEALTH_PATH:
             return _json(
-                connection,
                 HTTPStatus.OK,
                 {"status": "ok", "connections": self.hub.connections()},
                 connection.id.hex,
@@ -134,7 +134,7 @@ class StreamServer:
                 connection,
                 HTTPStatus.UPGRADE_REQUIRED,
                 ErrorCode.UPGRADE_REQUIRED,
-                "The stream is a WebSocket: connect with ws:// (or wss://) to this path",
+                NOT_UPGRADED,
             )
             response.headers["Upgrade"] = "websocket"
             return response
@@ -272,7 +272,6 @@ class StreamServer:
                 async with pubsub:
                     await pubsub.subscribe(channel)
                     log.info("realtime: subscribed to %s", channel)
-                    self.subscribed.set()
                     self.hub.resync_all()
                     delay = 0.5
                     while True:
@@ -282,7 +281,6 @@ class StreamServer:
                         if message is not None and message["type"] == "message":
                             self.hub.deliver(bytes(message["data"]))
             except (RedisError, OSError) as exc:
-                self.subscribed.clear()
                 log.warning(
                     "realtime: lost Redis (%s: %s); live delivery pauses, retrying in %.1fs",
                     type(exc).__name__,
@@ -301,7 +299,6 @@ class StreamServer:
             loop.call_soon_threadsafe(self.hub.deliver, raw)
 
         stop = self.app.extensions["fanout"].subscribe_local(hear)
-        self.subscribed.set()
         try:
             await asyncio.Event().wait()
         finally:
@@ -326,12 +323,10 @@ def _envelope(
         message=message or code.default_message,
         request_id=request_id,
     ).model_dump(exclude_none=True)
-    return _json(connection, status, body, request_id)
+    return _json(status, body, request_id)
 
 
-def _json(
-    _connection: ServerConnection, status: HTTPStatus, body: dict[str, Any], request_id: str
-) -> Response:
+def _json(status: HTTPStatus, body: dict[str, Any], request_id: str) -> Response:
     payload = orjson.dumps(body)
     headers = Headers(
         [

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.core.openapi import without_null
 from app.core.routing import MAX_ID
 
-ItemT = TypeVar("ItemT", bound=BaseModel)
+#: What a page holds: a model, or a union of models told apart by a field.
+ItemT = TypeVar("ItemT")
 
 ID = Annotated[int, Field(ge=1, le=MAX_ID)]
 

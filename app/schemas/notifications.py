@@ -3,13 +3,12 @@ unread count, marking read, and the stream's ticket."""
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.schemas.articles import Author
-from app.schemas.base import ID, PageQuery, StrictModel
+from app.schemas.base import ID, Page, PageQuery, StrictModel
 
 COMMENT_CREATED = "comment.created"
 ARTICLE_PUBLISHED = "article.published"
@@ -61,22 +60,8 @@ class NotificationQuery(PageQuery):
     unread: Annotated[bool, Field(description="Only the notifications not read yet")] = False
 
 
-class NotificationPage(BaseModel):
-    items: list[NotificationOut]
-    page: int
-    per_page: int
-    total: int
-    pages: int
-
-    @classmethod
-    def of(cls, items: list[NotificationOut], query: PageQuery, total: int) -> Self:
-        return cls(
-            items=items,
-            page=query.page,
-            per_page=query.per_page,
-            total=total,
-            pages=math.ceil(total / query.per_page),
-        )
+class NotificationPage(Page[NotificationOut]):
+    pass
 
 
 class UnreadCount(BaseModel):
