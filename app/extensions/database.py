@@ -36,7 +36,10 @@ from sqlalchemy.orm import Session, UOWTransaction, scoped_session, sessionmaker
 if TYPE_CHECKING:
     from sqlite3 import Connection as SQLiteConnection
 
-    from sqlalchemy.pool import ConnectionPoolEntry
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import ExceptionContext
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
     from app.core.application import APIFlask
     from app.core.settings import Settings
@@ -180,6 +183,8 @@ def create_database_engine(settings: Settings) -> Engine:
     options: dict[str, Any] = {
         "pool_pre_ping": True,
         "pool_recycle": settings.database_pool_recycle,
+        # _rollback_unless_ended resets a returned connection instead.
+        "pool_reset_on_return": None,
     }
     # Not create_engine(echo=True): that adds SQLAlchemy's own handler, and every
     # statement would be printed twice, once outside the app's log format.
@@ -187,7 +192,7 @@ def create_database_engine(settings: Settings) -> Engine:
         logging.INFO if settings.database_echo else logging.WARNING
     )
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url.database, options)
+        return _track_transactions(_sqlite_engine(url.database, options))
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "mysql":
         connect_args = {
@@ -198,14 +203,67 @@ def create_database_engine(settings: Settings) -> Engine:
             "write_timeout": settings.database_write_timeout,
             "init_command": f"SET SESSION sql_mode='{MYSQL_SQL_MODE}', time_zone='+00:00'",
         }
-    return create_engine(
-        url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pool_timeout=settings.database_pool_timeout,
-        connect_args=connect_args,
-        **options,
+    return _track_transactions(
+        create_engine(
+            url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout,
+            connect_args=connect_args,
+            **options,
+        )
     )
+
+
+#: In a pooled connection's ``info``: its last transaction was committed or
+#: rolled back through SQLAlchemy, and no statement has begun another since.
+_ENDED = "transaction_ended"
+
+
+def _track_transactions(engine: Engine) -> Engine:
+    """One ROLLBACK per session, not two.
+
+    A session's ``close()`` rolls its transaction back, then hands the
+    connection back to the pool, whose reset-on-return would send a second
+    ROLLBACK on a connection that has nothing to undo: a round trip on every
+    request. The pool's reset is off (``pool_reset_on_return=None``) and
+    :func:`_rollback_unless_ended` does it instead, skipping only a connection
+    whose transaction these events saw end. A checkout, a BEGIN or any
+    database error marks the connection as not ended, so a raw DBAPI use or a
+    failed ROLLBACK still gets its ROLLBACK on return.
+    """
+    event.listen(engine, "checkout", _not_ended)
+    event.listen(engine, "begin", _began)
+    event.listen(engine, "commit", _ended)
+    event.listen(engine, "rollback", _ended)
+    event.listen(engine, "handle_error", _failed)
+    event.listen(engine, "reset", _rollback_unless_ended)
+    return engine
+
+
+def _not_ended(_dbapi: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
+    record.info[_ENDED] = False
+
+
+def _began(connection: Connection) -> None:
+    connection.info[_ENDED] = False
+
+
+def _ended(connection: Connection) -> None:
+    connection.info[_ENDED] = True
+
+
+def _failed(context: ExceptionContext) -> None:
+    if context.connection is not None and not context.connection.closed:
+        context.connection.info[_ENDED] = False
+
+
+def _rollback_unless_ended(
+    dbapi: DBAPIConnection, record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    if state.terminate_only or state.transaction_was_reset or record.info.pop(_ENDED, False):
+        return  # about to be closed, or nothing to undo
+    dbapi.rollback()
 
 
 def _sqlite_engine(database: str | None, options: dict[str, Any]) -> Engine:
