@@ -113,3 +113,35 @@ def test_config_unifies_werkzeug_gunicorn_and_celery(make_settings: SettingsFact
 def test_development_config_is_text(make_settings: SettingsFactory) -> None:
     config = logging_config(make_settings(app_env="development"))
     assert config["handlers"]["console"]["formatter"] == "text"
+
+
+def test_json_timestamps_are_the_records_own_to_the_millisecond_across_seconds() -> None:
+    """Each second is formatted once and reused: records in the same second,
+    the next one, and an earlier one again all get their own time."""
+    from datetime import UTC, datetime  # noqa: PLC0415 - this test's alone
+
+    formatter = JSONFormatter()
+    for created in (
+        1764750000.0004,
+        1764750000.9996,
+        1764750000.9999996,  # rounds up into the next second
+        1764750001.5,
+        1764749999.25,
+        1764750000.1,  # 0.0999999... in binary
+    ):
+        record = make_record()
+        record.created = created
+        expected = datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds")
+        assert orjson.loads(formatter.format(record))["ts"] == expected, created
+
+
+def test_an_access_record_says_where_it_comes_from(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Built without a walk up the stack, it names the same source a logger call would."""
+    caplog.set_level(logging.INFO, logger="app.access")
+    client.get("/api/v1/health")
+    [record] = [r for r in caplog.records if r.name == "app.access"]
+    assert (record.module, record.funcName) == ("logging", "_log_access")
+    assert record.pathname.endswith("app/core/logging.py")
+    assert record.lineno > 0
