@@ -46,10 +46,12 @@ def wait_for(port: int, process: subprocess.Popen[str], seconds: float = 30) -> 
 
 
 @contextmanager
-def gunicorn(tmp_path: Path, port: int) -> Iterator[list[str]]:
-    """gunicorn with gunicorn.conf.py on ``port``; once stopped, the list holds
-    its stderr (the JSON log lines)."""
-    env = {
+def gunicorn(
+    tmp_path: Path, port: int, *, env: dict[str, str] | None = None
+) -> Iterator[list[str]]:
+    """gunicorn with gunicorn.conf.py on ``port``, ``env`` over its settings;
+    once stopped, the list holds its stderr (the JSON log lines)."""
+    settings = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "APP_ENV": "production",
@@ -58,11 +60,12 @@ def gunicorn(tmp_path: Path, port: int) -> Iterator[list[str]]:
         "GUNICORN_WORKERS": "2",
         "GUNICORN_THREADS": "2",
         "INSTANCE_PATH": str(tmp_path / "instance"),
+        **(env or {}),
     }
     process = subprocess.Popen(
         GUNICORN,
         cwd=tmp_path,
-        env=env,
+        env=settings,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

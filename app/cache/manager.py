@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-import orjson
-
 from app.cache.flight import Flights
 from app.cache.invalidation import Invalidations
 from app.cache.loading import Loader, unwrap
@@ -27,7 +25,7 @@ from app.cache.local_storage import LocalStorage
 from app.cache.node import Node
 from app.cache.plan import TierPlan, build_plan
 from app.cache.serializer import JSONSerializer, Serializer
-from app.cache.stats import CacheStats, TierStats, process_name
+from app.cache.stats import CacheStats, TierStats, by_process
 from app.cache.storage import (
     MISS,
     NEGATIVE,
@@ -162,6 +160,14 @@ class Manager:
                 return self._get_after_local_miss(node, plan, key, local)
         return self._get_slow(node, plan, key)
 
+    def holds(self, node: Node[Any], value: object) -> bool:
+        """Whether :meth:`get` would return this very ``value`` now, from the first
+        local tier. Never loads, never asks a shared tier, needs no app context."""
+        plan = self._plans.get(type(node)) or self._plan_for(type(node))
+        key = plan.key_prefix + node.key() + plan.key_suffix
+        local = plan.first_local
+        return local is not None and self._local_copies_safe and local.get(key) is value
+
     def _get_after_local_miss(
         self, node: Node[ModelT], plan: TierPlan, key: str, local: LocalStorage
     ) -> ModelT | None:
@@ -235,19 +241,8 @@ class Manager:
         self._invalidations.clear()
 
     def process_stats(self) -> dict[str, dict[str, object]]:
-        """Counters by process: this one's, and those every other process
-        published through the shared storages (each reports every
-        ``STATS_INTERVAL`` seconds while its listener runs)."""
-        found: dict[str, dict[str, object]] = {}
-        for storage in self._storages.values():
-            if isinstance(storage, SharedStorage):
-                try:
-                    reports = storage.reports()
-                except StorageUnavailable:
-                    continue
-                found.update({name: orjson.loads(data) for name, data in reports.items()})
-        found[process_name()] = self.stats.as_dict()
-        return found
+        """Counters by process: :func:`app.cache.stats.by_process`."""
+        return by_process(self._storages.values(), self.stats)
 
     # -- internals: the walks through the tiers -----------------------------
     #

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+
+import orjson
+
+from app.cache.storage import SharedStorage, Storage, StorageUnavailable
 
 
 def process_name() -> str:
@@ -41,3 +46,19 @@ class CacheStats:
             tier.hits = tier.misses = tier.errors = 0
         self.loads = self.load_errors = self.negative_hits = 0
         self.lock_waits = self.lock_wait_timeouts = 0
+
+
+def by_process(storages: Iterable[Storage], own: CacheStats) -> dict[str, dict[str, object]]:
+    """Counters by process: this one's (``own``), and those every other process
+    published through the shared storages (each reports every
+    ``STATS_INTERVAL`` seconds while its listener runs)."""
+    found: dict[str, dict[str, object]] = {}
+    for storage in storages:
+        if isinstance(storage, SharedStorage):
+            try:
+                reports = storage.reports()
+            except StorageUnavailable:
+                continue
+            found.update({name: orjson.loads(data) for name, data in reports.items()})
+    found[process_name()] = own.as_dict()
+    return found

@@ -37,6 +37,7 @@ from app.core.exceptions import APIException
 from app.core.json import JSON_MIMETYPE, OrJSONProvider, dumps_bytes
 from app.core.operations import Method, ResponseSpec, operation
 from app.core.routing import IDConverter
+from app.core.snapshots import Snapshots, StartResponse
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -169,6 +170,19 @@ class APIFlask(_TypedRoutes, Flask):
         super().__init__(import_name, **kwargs)
         self.settings = settings
         self.url_map.converters["id"] = IDConverter
+        #: Responses a view offered to serve again while current (app/core/snapshots.py).
+        self.snapshots = Snapshots()
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        served = self.snapshots.serve(environ, start_response)
+        if served is not None:
+            return served
+        return super().wsgi_app(environ, start_response)  # pyright: ignore[reportArgumentType]
+
+    def process_response(self, response: Response) -> Response:
+        response = super().process_response(response)
+        self.snapshots.record(response)
+        return response
 
     def make_response(self, rv: Any) -> Response:
         # The common case first: no tuple, no Response.

@@ -153,24 +153,31 @@ _ACCESS_FORMAT = "%s %s %s %.2fms %sB %s"
 
 
 def _log_access(response: Response) -> Response:
-    """One ``app.access`` record per request.
+    if access_log.isEnabledFor(logging.INFO):
+        current: Request = cast("Any", request)._get_current_object()
+        started: float | None = g.get("request_started")
+        log_access(
+            current.method,
+            current.path,
+            response.status_code,
+            duration_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
+            size=response.calculate_content_length(),
+            remote=current.remote_addr,
+        )
+    return response
 
-    Built and handled directly (``makeRecord``, then ``handle``): the same record
+
+def log_access(
+    method: str, path: str, status: int, *, duration_ms: float, size: int | None, remote: str | None
+) -> None:
+    """One ``app.access`` record, when the logger takes INFO.
+
+    Built and handled directly (``makeRecord``, then ``handle``): the record
     ``access_log.info(...)`` would make, without its walk up the stack to find
-    the caller, and the request read once instead of through its proxy per field.
+    the caller. The request, read once by the caller, is not read here.
     """
     if not access_log.isEnabledFor(logging.INFO):
-        return response
-    current: Request = cast("Any", request)._get_current_object()
-    started: float | None = g.get("request_started")
-    duration_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-    size = response.calculate_content_length()
-    method, path, status, remote = (
-        current.method,
-        current.path,
-        response.status_code,
-        current.remote_addr,
-    )
+        return
     pathname, lineno, function = _ACCESS_SOURCE
     record = access_log.makeRecord(
         access_log.name,
@@ -191,7 +198,6 @@ def _log_access(response: Response) -> Response:
         },
     )
     access_log.handle(record)
-    return response
 
 
 #: Where access records say they come from, as a logger call would find it.
