@@ -28,7 +28,7 @@ from app.core.settings import Settings, SettingsError, load_settings
 from app.extensions.database import Database
 from app.extensions.search import is_enabled as search_is_enabled
 from app.realtime import dev as realtime_dev
-from app.services import articles, indexing, notifications
+from app.services import article_pages, indexing, notifications
 
 __all__ = ["create_app"]
 
@@ -79,10 +79,10 @@ def _init_services(app: APIFlask) -> None:
     cache = app.extensions["cache"]
     tasks.register(app.extensions["celery"])
 
-    evict = EvictOnCommit(cache, articles.nodes_changed_by)
+    evict = EvictOnCommit(cache, article_pages.nodes_changed_by)
     database.on_commit(
         "cache",
-        collect_before_flush=articles.nodes_deleted_with_authors,
+        collect_before_flush=article_pages.nodes_deleted_with_authors,
         collect=evict.collect,
         act=evict.act,
     )

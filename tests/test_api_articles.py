@@ -294,7 +294,29 @@ def test_list_queries_do_not_grow_with_the_page(api: Api) -> None:
         _make_articles(api, author, 10, tags=["x", "y", "z"])
     with count_queries(api) as large:
         assert len(api.client.get("/api/v1/articles?per_page=30").json["items"]) == 30  # type: ignore[index]
-    assert len(large) == len(small) == 3  # count, the page with authors, the tags
+    assert len(large) == len(small) == 2  # the count, the page with authors and tags
+
+
+def test_the_read_path_and_the_write_path_show_an_article_alike(api: Api) -> None:
+    """The cached read and the list read rows (app/services/article_rows.py),
+    their tags gathered by the database into a JSON array; a write shows the
+    ORM row it wrote (articles.to_out): the same article, tags sorted alike."""
+    author = api.register()
+    written = api.client.post(
+        "/api/v1/articles",
+        json={
+            "title": "Alike",
+            "body": "b",
+            "tags": ["Zeta", "alpha", 'a "quoted", \\ tag', "émoji 🎉", "x\u001fy"],
+            "status": "published",
+        },
+        headers=author.headers,
+    )
+    assert written.status_code == 201
+    read = api.client.get(written.headers["Location"])
+    listed = api.client.get(f"/api/v1/articles?author_id={author.id}").json
+    assert listed is not None
+    assert read.json == written.json == listed["items"][0]
 
 
 # -- tags that lower-casing lengthens ------------------------------------------------

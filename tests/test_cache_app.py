@@ -29,14 +29,19 @@ pytestmark = pytest.mark.usefixtures("cache_source")
 
 
 def test_without_redis_the_app_cache_is_local_only(make_settings: SettingsFactory) -> None:
-    app = create_app(make_settings(cache_local_max_size=123, cache_local_ttl=7))
+    app = create_app(
+        make_settings(cache_local_max_size=123, cache_pages_max_size=12, cache_local_ttl=7)
+    )
     with app.app_context():
         manager = get_cache()
     storages = manager.all_storage
-    assert set(storages) == {"local", "redis"}
+    assert set(storages) == {"local", "pages", "redis"}
     assert isinstance(storages["local"], LocalStorage)
     assert storages["local"].max_size == 123
     assert storages["local"].ttl == timedelta(seconds=7)
+    assert isinstance(storages["pages"], LocalStorage)
+    assert storages["pages"].max_size == 12
+    assert storages["pages"].ttl == timedelta(seconds=7)
     assert isinstance(storages["redis"], NullStorage)
     assert manager.get(ArticleNode(1)) == Article(id=1, title="title 1")
     assert manager.get(ArticleNode(1)) == Article(id=1, title="title 1")

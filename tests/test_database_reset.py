@@ -32,9 +32,7 @@ def _counters(engine: Engine) -> dict[str, int]:
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        cursor.execute(
-            "SHOW SESSION STATUS WHERE Variable_name IN ('Com_commit', 'Com_rollback')"
-        )
+        cursor.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Com_commit', 'Com_rollback')")
         rows: list[tuple[str, str]] = list(cursor.fetchall())
         cursor.close()
     finally:

@@ -169,6 +169,8 @@ class Settings(BaseSettings):
     # -- cache --------------------------------------------------------------
     #: Entries the in-process tier keeps per process before evicting the least recently used.
     cache_local_max_size: PositiveInt = 10_000
+    #: Pages (of a list) the in-process tier of pages keeps per process; each may hold 100 items.
+    cache_pages_max_size: PositiveInt = 256
     #: Default seconds a value lives in the in-process tier (a node may set its own).
     cache_local_ttl: PositiveFloat = 30.0
     #: Default seconds a value lives in Redis (a node may set its own).

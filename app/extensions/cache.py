@@ -1,8 +1,9 @@
 """The tiered cache: one :class:`~app.cache.Manager` per app.
 
-Two storages are always registered, so every node may name both:
+Three storages are always registered, so every node may name them:
 
 * ``"local"``: the in-process tier (:class:`~app.cache.LocalStorage`);
+* ``"pages"``: an in-process tier of its own, smaller, for list pages;
 * ``"redis"``: :class:`~app.cache.RedisStorage` on the app's Redis client, or,
   with no ``REDIS_URL`` (the embedded default), a :class:`~app.cache.NullStorage`
   that holds nothing, so the cache runs on its local tier alone.
@@ -37,6 +38,14 @@ def init_app(app: APIFlask) -> None:
         "local",
         LocalStorage(
             max_size=settings.cache_local_max_size,
+            ttl=timedelta(seconds=settings.cache_local_ttl),
+        ),
+    )
+    # Its own bound: a list page is a hundred of the local tier's entries at once.
+    manager.register_storage(
+        "pages",
+        LocalStorage(
+            max_size=settings.cache_pages_max_size,
             ttl=timedelta(seconds=settings.cache_local_ttl),
         ),
     )

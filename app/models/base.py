@@ -1,14 +1,17 @@
-"""The declarative base every model shares, and the column types they need on
-both MySQL and SQLite."""
+"""The declarative base every model shares, and the column types and SQL
+functions they need on both MySQL and SQLite."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, String
 from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 #: Constraint names that are the same on every database, so migrations can name them.
@@ -54,3 +57,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class json_array_of(FunctionElement[Any]):  # noqa: N801 - a SQL function, named as one
+    """An aggregate: the group's values as a JSON array, in a string (``NULL``
+    over no rows on MySQL, ``[]`` on SQLite). ``JSON_ARRAYAGG`` on MySQL and
+    MariaDB, ``json_group_array`` on SQLite: one column for a list of values."""
+
+    inherit_cache = True
+    type = String()
+
+
+@compiles(json_array_of, "mysql")
+def _json_arrayagg(element: json_array_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"JSON_ARRAYAGG({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_array_of, "sqlite")
+def _json_group_array(element: json_array_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"

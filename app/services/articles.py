@@ -49,7 +49,7 @@ from app.schemas.articles import (
     ArticleQuery,
     ArticleUpdate,
 )
-from app.services.pagination import page_of
+from app.services import article_rows
 
 SORTS: dict[str, tuple[Any, ...]] = {
     "created_at": (Article.created_at.asc(), Article.id.asc()),
@@ -81,8 +81,7 @@ class ArticleNode(Node[ArticleOut]):
         return f"article:{self.article_id}"
 
     def load(self) -> ArticleOut | None:
-        row = find(get_database().session(), self.article_id)
-        return to_out(row) if row is not None else None
+        return article_rows.read_one(get_database().session(), self.article_id)
 
 
 # -- what the API shows of an article -----------------------------------------------
@@ -159,6 +158,17 @@ def get_visible(manager: Manager, article_id: int, viewer: Callable[[], User | N
     return article
 
 
+def while_cached(manager: Manager, article: ArticleOut) -> Callable[[], bool] | None:
+    """How to tell that the answer showing ``article`` may be given again as
+    it is, to anyone: while the cache still holds this very value. Only a
+    published article's answer is the same for every caller (a draft's is a
+    404 to most), so only it gets one."""
+    if article.status != ArticleStatus.PUBLISHED:
+        return None
+    node = ArticleNode(article.id)
+    return lambda: manager.holds(node, article)
+
+
 def list_page(session: Session, query: ArticleQuery, *, viewer: User | None) -> ArticlePage:
     """One page of articles: published ones, or with ``status=draft`` the
     drafts ``viewer`` edits."""
@@ -172,15 +182,10 @@ def list_page(session: Session, query: ArticleQuery, *, viewer: User | None) -> 
         conditions.append(Article.author_id == query.author_id)
     if query.tag is not None:
         conditions.append(Article.tags.any(Tag.name == query.tag))
-    rows, total = page_of(
-        session,
-        Article,
-        query,
-        where=conditions,
-        order_by=SORTS[query.sort],
-        options=WITH_RELATIONS,
+    items, total = article_rows.read_page(
+        session, query, where=conditions, order_by=SORTS[query.sort]
     )
-    return ArticlePage.of([to_out(row) for row in rows], query, total)
+    return ArticlePage.of(items, query, total)
 
 
 # -- writes -------------------------------------------------------------------------

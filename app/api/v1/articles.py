@@ -14,6 +14,7 @@ from flask import request, url_for
 from werkzeug.http import http_date, quote_etag
 
 from app.auth.guards import current_user, optional_auth, require_user, signed_in
+from app.core import snapshots
 from app.core.application import APIBlueprint
 from app.core.json import dumps_bytes
 from app.extensions.cache import get_cache
@@ -22,8 +23,8 @@ from app.extensions.search import get_index
 from app.models import ArticleStatus
 from app.schemas.articles import ArticleCreate, ArticleOut, ArticlePage, ArticleQuery, ArticleUpdate
 from app.schemas.search import SearchPage, SearchQuery
+from app.services import article_pages, search
 from app.services import articles as service
-from app.services import search
 from app.services.articles import NO_SUCH_ARTICLE, TagMatcher
 
 bp = APIBlueprint("articles", __name__, url_prefix="/articles")
@@ -51,12 +52,17 @@ def list_articles(query: ArticleQuery) -> tuple[bytes | None, int, dict[str, str
     Published articles by default; ``status=draft`` lists your own drafts (an
     admin's: everyone's). Sorted newest first unless ``sort`` says otherwise.
     """
-    viewer = require_user() if query.status == ArticleStatus.DRAFT else None
-    body = dumps_bytes(service.list_page(get_database().session(), query, viewer=viewer))
+    if query.status == ArticleStatus.DRAFT:
+        page = service.list_page(get_database().session(), query, viewer=require_user())
+        is_current = None
+    else:
+        page, is_current = article_pages.published_page(get_cache(), query)
+    body = dumps_bytes(page)
     tag = hashlib.blake2b(body, digest_size=16).hexdigest()
     headers = {"ETag": quote_etag(tag, weak=True), "Cache-Control": "no-cache"}
     if request.if_none_match.contains_weak(tag):
         return None, 304, headers
+    snapshots.offer(is_current)
     return body, 200, headers
 
 
@@ -111,10 +117,12 @@ def create_article(body: ArticleCreate) -> tuple[ArticleOut, int, dict[str, str]
 )
 def get_article(article_id: int) -> tuple[ArticleOut | None, int, dict[str, str]]:
     """One article, served through the tiered cache."""
-    article = service.get_visible(get_cache(), article_id, current_user)
+    cache = get_cache()
+    article = service.get_visible(cache, article_id, current_user)
     headers = _headers(article)
     if request.if_none_match.contains_weak(service.entity_tag(article)):
         return None, 304, headers
+    snapshots.offer(service.while_cached(cache, article))
     return article, 200, headers
 
 
