@@ -26,7 +26,12 @@ from pydantic import (
 )
 
 from app.core.json import dumps_bytes
-from app.core.model_serialization import fast_path_specs, qualifies
+from app.core.model_serialization import (
+    fast_path_specs,
+    naive_path_specs,
+    qualifies,
+    qualifies_naive,
+)
 
 
 class Mood(enum.StrEnum):
@@ -390,3 +395,77 @@ def test_integers_past_64_bits_in_plain_data_raise_a_clear_type_error() -> None:
 
 def test_dicts_with_non_string_keys_are_written_like_the_standard_library() -> None:
     assert dumps_bytes({1: "a", 2026: [Plain(n=1)]}) == b'{"1":"a","2026":[{"n":1}]}'
+
+
+# -- plain datetime fields: orjson without OPT_NAIVE_UTC, in a list of their own -----
+
+
+class Stamp(BaseModel):
+    at: datetime
+    maybe: datetime | None = None
+    days: list[date]
+
+
+class Stamped(BaseModel):
+    id: int
+    at: datetime
+    stamps: list[Stamp]
+    first: Stamp
+
+
+_ZONES = [
+    None,
+    UTC,
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(timedelta(hours=-8)),
+    timezone(timedelta(seconds=3723)),  # an offset in seconds
+]
+
+
+def _any_datetime(rng: random.Random) -> datetime:
+    return datetime(
+        rng.randint(1, 9999),
+        rng.randint(1, 12),
+        rng.randint(1, 28),
+        rng.randint(0, 23),
+        rng.randint(0, 59),
+        rng.randint(0, 59),
+        rng.choice([0, 1, 10, 120_000, 999_999, rng.randint(0, 999_999)]),
+        tzinfo=rng.choice(_ZONES),
+    )
+
+
+def test_a_list_of_models_with_plain_datetimes_is_byte_for_byte_the_type_adapters() -> None:
+    """Naive, UTC, other offsets, microseconds or none: what pydantic writes."""
+    from pydantic import TypeAdapter  # noqa: PLC0415 - this test's alone
+
+    rng = random.Random(15)
+    items = [
+        Stamped(
+            id=n,
+            at=_any_datetime(rng),
+            stamps=[
+                Stamp(at=_any_datetime(rng), maybe=_any_datetime(rng), days=[date(2026, 1, 2)])
+                for _ in range(3)
+            ],
+            first=Stamp(at=_any_datetime(rng), days=[]),
+        )
+        for n in range(2_000)
+    ]
+    assert not qualifies(Stamped)
+    assert qualifies_naive(Stamped)
+    assert dumps_bytes(items) == TypeAdapter(list[Stamped]).dump_json(items)
+    assert {Stamped, Stamp} <= naive_path_specs.keys()  # orjson wrote them, from their fields
+
+
+def test_a_model_with_plain_datetimes_anywhere_else_is_pydantics() -> None:
+    """Inside a dict, or alone, the layer's OPT_NAIVE_UTC would write a naive
+    value as UTC: such a model goes to pydantic there, and keeps no offset."""
+    naive = Stamp(at=datetime(2026, 1, 2, 3, 4, 5), days=[])
+    assert dumps_bytes(naive) == naive.model_dump_json().encode()
+    wrapped = orjson.loads(dumps_bytes({"stamp": naive, "when": datetime(2026, 1, 2)}))
+    assert wrapped == {
+        "stamp": orjson.loads(naive.model_dump_json()),
+        "when": "2026-01-02T00:00:00Z",
+    }
+    assert wrapped["stamp"]["at"] == "2026-01-02T03:04:05"

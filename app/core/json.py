@@ -12,6 +12,7 @@ precision is lost to a float.
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -20,7 +21,15 @@ import orjson
 from flask.json.provider import JSONProvider
 from pydantic import BaseModel, TypeAdapter
 
-from app.core.model_serialization import fast_path_specs, qualifies, register, with_pydantic
+from app.core.model_serialization import (
+    Spec,
+    fast_path_specs,
+    naive_path_specs,
+    qualifies,
+    qualifies_naive,
+    register,
+    with_pydantic,
+)
 
 if TYPE_CHECKING:
     from flask import Response
@@ -34,24 +43,10 @@ ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 def default(obj: Any) -> Any:
     """orjson's fallback for the types it does not know."""
-    # The hottest case inline, without a further call: a model on the fast path.
-    # Each check is explained in model_serialization's docstring: extra keys in
-    # __dict__, and a subclass in a field declared as its base, go to pydantic.
+    # The hottest case first: a model on the fast path.
     spec = fast_path_specs.get(type(obj))  # pyright: ignore[reportUnknownArgumentType]
     if spec is not None:
-        fields = obj.__dict__
-        if len(fields) != spec[0]:
-            return with_pydantic(obj)
-        for name, nested_model, many in spec[1]:
-            value = fields[name]
-            if value is None:
-                continue
-            if many:
-                if any(type(item) is not nested_model for item in value):
-                    return with_pydantic(obj)
-            elif type(value) is not nested_model:
-                return with_pydantic(obj)
-        return fields
+        return _fields_or_pydantic(obj, spec)
     if isinstance(obj, BaseModel):
         if register(type(obj)):
             return default(obj)  # first sight of a qualifying class: now it has a spec
@@ -59,6 +54,38 @@ def default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return str(obj)
     raise TypeError(f"Object of type {type(obj).__qualname__} is not JSON serializable")
+
+
+def _default_naive(obj: Any) -> Any:
+    """:func:`default` for a call without ``OPT_NAIVE_UTC``, where models with
+    plain ``datetime`` fields qualify too."""
+    spec = naive_path_specs.get(type(obj))  # pyright: ignore[reportUnknownArgumentType]
+    if spec is not None:
+        return _fields_or_pydantic(obj, spec)
+    if isinstance(obj, BaseModel):
+        if register(type(obj), naive=True):
+            return _default_naive(obj)
+        return with_pydantic(obj)
+    return default(obj)
+
+
+def _fields_or_pydantic(obj: Any, spec: Spec) -> Any:
+    """The instance's fields for orjson, unless it departs from its class's
+    spec: extra keys in ``__dict__``, or a subclass in a field declared as its
+    base (model_serialization's docstring), which go to pydantic."""
+    fields = obj.__dict__
+    if len(fields) != spec[0]:
+        return with_pydantic(obj)
+    for name, nested_model, many in spec[1]:
+        value = fields[name]
+        if value is None:
+            continue
+        if many:
+            if any(type(item) is not nested_model for item in value):
+                return with_pydantic(obj)
+        elif type(value) is not nested_model:
+            return with_pydantic(obj)
+    return fields
 
 
 @lru_cache(maxsize=512)
@@ -70,9 +97,11 @@ def dumps_bytes(obj: Any) -> bytes:
     """Serialize ``obj`` to JSON bytes by the fastest correct path.
 
     Models that qualify (:mod:`app.core.model_serialization`) are written by
-    orjson from their fields. Other models are written by pydantic's serializer:
-    a list of them of one class in a single call through a cached
-    ``TypeAdapter``, which skips the intermediate dicts ``model_dump`` would build.
+    orjson from their fields, and so is a list of one class that qualifies but
+    for plain ``datetime`` fields, without ``OPT_NAIVE_UTC``. Other models are
+    written by pydantic's serializer: a list of them of one class in a single
+    call through a cached ``TypeAdapter``, which skips the intermediate dicts
+    ``model_dump`` would build.
     """
     if type(obj) is list and obj:
         items = cast("list[object]", obj)
@@ -82,6 +111,9 @@ def dumps_bytes(obj: Any) -> bytes:
             and not qualifies(first_class)
             and all(type(item) is first_class for item in items)
         ):
+            if qualifies_naive(first_class):
+                with contextlib.suppress(orjson.JSONEncodeError):  # an int past 64 bits
+                    return orjson.dumps(items, default=_default_naive, option=orjson.OPT_UTC_Z)
             return _list_adapter(first_class).dump_json(items)
     try:
         return orjson.dumps(obj, default=default, option=ORJSON_OPTIONS)

@@ -19,9 +19,13 @@ A class qualifies when nothing can make pydantic's output differ from orjson's:
 Nested models are checked at run time too: a field declared as ``Author`` that
 holds a *subclass* of ``Author`` is written by pydantic (which keeps only
 ``Author``'s fields), so a subclass can never leak extra fields through here.
-Plain ``datetime`` fields do not qualify, because pydantic writes a naive value
-without an offset while this layer writes it as UTC; annotate API models with
-``AwareDatetime``.
+Plain ``datetime`` fields qualify only in a call of their own: pydantic writes
+a naive value without an offset, where this layer's options
+(``OPT_NAIVE_UTC``) write it as UTC. A list of one class whose only departure
+from the rules above is plain ``datetime`` fields (:func:`qualifies_naive`) is
+written by orjson without that option, which writes every ``datetime``, naive
+or aware, as pydantic does (``tests/test_model_serialization.py`` compares
+them); anywhere else such a model goes to pydantic.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import enum
 import types
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Literal, Union, get_args, get_origin
@@ -105,27 +109,30 @@ class _Plan:
     nested: tuple[_NestedField, ...]
 
 
+Spec = tuple[int, tuple[tuple[str, type[BaseModel], bool], ...]]
+
+#: Per class, under the layer's options and under the naive-preserving ones.
 _plans: dict[type[BaseModel], _Plan | None] = {}
+_naive_plans: dict[type[BaseModel], _Plan | None] = {}
 
 #: For each qualifying class seen so far: its field count, and its nested-model
 #: fields as ``(name, model, many)``. The JSON layer's ``default`` runs the
 #: per-instance checks from these inline (see :func:`app.core.json.default`).
-fast_path_specs: dict[
-    type[BaseModel], tuple[int, tuple[tuple[str, type[BaseModel], bool], ...]]
-] = {}
+fast_path_specs: dict[type[BaseModel], Spec] = {}
+#: The same for the classes that qualify with plain ``datetime`` fields, read by
+#: the naive-preserving call's ``default`` only (it reads both).
+naive_path_specs: dict[type[BaseModel], Spec] = {}
 
 
-def register(cls: type[BaseModel]) -> bool:
-    """Decide once whether ``cls`` qualifies; if so, record its spec in
-    :data:`fast_path_specs`. Returns whether it qualifies."""
-    plan = _plan_of(cls)
+def register(cls: type[BaseModel], *, naive: bool = False) -> bool:
+    """Decide once whether ``cls`` qualifies (``naive``: in a naive-preserving
+    call); if so, record its spec. Returns whether it qualifies."""
+    plan = _plan_of(cls, naive=naive)
     if plan is None:
         return False
-    if cls not in fast_path_specs:
-        fast_path_specs[cls] = (
-            plan.field_count,
-            tuple((n.name, n.model, n.many) for n in plan.nested),
-        )
+    specs = naive_path_specs if naive else fast_path_specs
+    if cls not in specs:
+        specs[cls] = (plan.field_count, tuple((n.name, n.model, n.many) for n in plan.nested))
     return True
 
 
@@ -134,21 +141,28 @@ def qualifies(cls: type[BaseModel]) -> bool:
     return _plan_of(cls) is not None
 
 
+def qualifies_naive(cls: type[BaseModel]) -> bool:
+    """Whether a list of ``cls`` may be written by orjson without ``OPT_NAIVE_UTC``:
+    it qualifies but for plain ``datetime`` fields."""
+    return _plan_of(cls, naive=True) is not None
+
+
 def with_pydantic(model: BaseModel) -> orjson.Fragment:
     # A Fragment embeds pydantic's own (Rust) output without re-parsing it.
     return orjson.Fragment(model.__pydantic_serializer__.to_json(model))
 
 
-def _plan_of(cls: type[BaseModel]) -> _Plan | None:
+def _plan_of(cls: type[BaseModel], *, naive: bool = False) -> _Plan | None:
+    plans = _naive_plans if naive else _plans
     try:
-        return _plans[cls]
+        return plans[cls]
     except KeyError:
-        _plans[cls] = None  # a model that contains itself stays on pydantic's path
-        plan = _plans[cls] = _make_plan(cls)
+        plans[cls] = None  # a model that contains itself stays on pydantic's path
+        plan = plans[cls] = _make_plan(cls, naive=naive)
         return plan
 
 
-def _make_plan(cls: type[BaseModel]) -> _Plan | None:
+def _make_plan(cls: type[BaseModel], *, naive: bool) -> _Plan | None:
     config = cls.model_config
     if config.get("extra") == "allow" or not _NEUTRAL_CONFIG_KEYS.issuperset(config):
         return None
@@ -165,7 +179,7 @@ def _make_plan(cls: type[BaseModel]) -> _Plan | None:
             return None
         if any(_changes_serialization(item) for item in field.metadata):
             return None
-        found = _nested_models(field.annotation)
+        found = _nested_models(field.annotation, naive=naive)
         if found is None:
             return None
         nested.extend(_NestedField(name, model, many) for model, many in found)
@@ -187,15 +201,17 @@ def _changes_serialization(metadata: object) -> bool:
 
 
 def _nested_models(
-    annotation: object, *, in_list: bool = False
+    annotation: object, *, naive: bool = False, in_list: bool = False
 ) -> list[tuple[type[BaseModel], bool]] | None:
     """The model classes a field of this type holds, with whether it holds a list
-    of them; ``[]`` for a type with no models; ``None`` if the type does not qualify."""
-    if annotation in _EXACT_TYPES:
+    of them; ``[]`` for a type with no models; ``None`` if the type does not
+    qualify (``naive``: in a naive-preserving call, where ``datetime`` does)."""
+    if annotation in _EXACT_TYPES or (naive and annotation is datetime):
         return []
     if isinstance(annotation, type):
         if issubclass(annotation, BaseModel):
-            return [(annotation, in_list)] if qualifies(annotation) else None
+            fits = qualifies_naive(annotation) if naive else qualifies(annotation)
+            return [(annotation, in_list)] if fits else None
         if issubclass(annotation, enum.Enum):
             return [] if all(isinstance(m.value, str | int) for m in annotation) else None
         return None
@@ -204,13 +220,17 @@ def _nested_models(
     if origin is Literal:
         return [] if all(isinstance(arg, str | int | None) for arg in args) else None
     if origin is list and len(args) == 1 and not in_list:
-        return _nested_models(args[0], in_list=True)
+        return _nested_models(args[0], naive=naive, in_list=True)
     if origin is dict and len(args) == 2 and args[0] is str:
-        return [] if _nested_models(args[1], in_list=True) == [] else None
+        return [] if _nested_models(args[1], naive=naive, in_list=True) == [] else None
     if origin in (Union, types.UnionType):
         members = [arg for arg in args if arg is not type(None)]
         if len(members) == 1:
-            return _nested_models(members[0], in_list=in_list)
+            return _nested_models(members[0], naive=naive, in_list=in_list)
         # Several types: which model pydantic picks is its business.
-        return [] if all(_nested_models(arg, in_list=in_list) == [] for arg in members) else None
+        return (
+            []
+            if all(_nested_models(arg, naive=naive, in_list=in_list) == [] for arg in members)
+            else None
+        )
     return None
