@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import logging.config
 import sys
 
 import orjson
@@ -10,7 +12,15 @@ import pytest
 from conftest import SettingsFactory
 from flask.testing import FlaskClient
 
-from app.core.logging import JSONFormatter, RequestIdFilter, TextFormatter, logging_config
+from app.core import logging as app_logging
+from app.core.logging import (
+    JSONFormatter,
+    RequestIdFilter,
+    TextFormatter,
+    _console_alone,  # pyright: ignore[reportPrivateUsage]
+    log_access,
+    logging_config,
+)
 from app.core.request_id import request_id_var
 
 
@@ -145,3 +155,82 @@ def test_an_access_record_says_where_it_comes_from(
     assert (record.module, record.funcName) == ("logging", "_log_access")
     assert record.pathname.endswith("app/core/logging.py")
     assert record.lineno > 0
+
+
+def reset_logging() -> None:
+    """Undo a test's changes: the next ``configure_logging`` sets up afresh."""
+    for name in ("app.access", "app"):
+        logger = logging.getLogger(name)
+        logger.filters.clear()
+        logger.handlers.clear()
+    app_logging._configured_for = None  # the module's own memo
+
+
+def _app_console(stream: io.StringIO, make_settings: SettingsFactory) -> logging.Handler:
+    """The app's production logging config, its console writing to ``stream``."""
+    logging.config.dictConfig(
+        logging_config(make_settings(app_env="production", secret_key="s" * 40))
+    )
+    [console] = logging.root.handlers
+    assert isinstance(console, logging.StreamHandler)
+    console.setStream(stream)
+    return console
+
+
+def test_the_access_line_written_directly_is_the_line_logging_writes(
+    make_settings: SettingsFactory,
+) -> None:
+    """Under the app's own config the line skips the record; with another
+    handler on the way it goes through logging: the same line either way."""
+    stream = io.StringIO()
+    _app_console(stream, make_settings)
+    other = logging.StreamHandler(io.StringIO())
+    token = request_id_var.set("direct-1")
+    try:
+        assert _console_alone() is not None
+        log_access("GET", "/x", 200, duration_ms=1.234, size=12, remote="10.0.0.1")
+        logging.root.addHandler(other)
+        assert _console_alone() is None
+        log_access("GET", "/x", 200, duration_ms=1.234, size=12, remote="10.0.0.1")
+    finally:
+        request_id_var.reset(token)
+        logging.root.removeHandler(other)
+        reset_logging()
+    direct, through_logging = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert direct.pop("ts")[:19] == through_logging.pop("ts")[:19]
+    assert list(direct.items()) == list(through_logging.items())
+    assert direct == {
+        "level": "INFO",
+        "logger": "app.access",
+        "message": "GET /x 200 1.23ms 12B 10.0.0.1",
+        "request_id": "direct-1",
+        "method": "GET",
+        "path": "/x",
+        "status": 200,
+        "duration_ms": 1.23,
+        "bytes": 12,
+        "remote_addr": "10.0.0.1",
+    }
+    assert other.stream.getvalue().startswith("GET /x 200 1.23ms")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["a filter on app.access", "a handler on app", "the text format", "a level above INFO"],
+)
+def test_any_other_logging_config_sends_access_lines_through_logging(
+    make_settings: SettingsFactory, change: str
+) -> None:
+    console = _app_console(io.StringIO(), make_settings)
+    try:
+        if change == "a filter on app.access":
+            logging.getLogger("app.access").addFilter(lambda record: True)
+        elif change == "a handler on app":
+            logging.getLogger("app").addHandler(logging.NullHandler())
+        elif change == "the text format":
+            console.setFormatter(TextFormatter())
+        else:
+            console.setLevel(logging.WARNING)
+        assert _console_alone() is None
+    finally:
+        reset_logging()

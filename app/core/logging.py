@@ -66,12 +66,12 @@ class JSONFormatter(logging.Formatter):
         #: tuple, so threads sharing the formatter never pair one with another's.
         self._second: tuple[int, str] = (-1, "")
 
-    def _timestamp(self, record: logging.LogRecord) -> str:
+    def timestamp(self, created: float) -> str:
         """``2026-11-21T12:00:00.123+00:00``, formatting each second once: the
         text ``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``
         gives, rounded to the microsecond first as ``datetime`` does."""
-        second = int(record.created)
-        micro = round((record.created - second) * 1_000_000)
+        second = int(created)
+        micro = round((created - second) * 1_000_000)
         if micro >= 1_000_000:
             second, micro = second + 1, micro - 1_000_000
         cached, prefix = self._second
@@ -82,7 +82,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self._timestamp(record),
+            "ts": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -170,34 +170,88 @@ def _log_access(response: Response) -> Response:
 def log_access(
     method: str, path: str, status: int, *, duration_ms: float, size: int | None, remote: str | None
 ) -> None:
-    """One ``app.access`` record, when the logger takes INFO.
+    """One ``app.access`` line, when the logger takes INFO.
 
-    Built and handled directly (``makeRecord``, then ``handle``): the record
+    While the app's own config holds (one JSON console handler, nothing else
+    on the way: :func:`_console_alone`), the line is written straight to that
+    handler's stream, as its formatter would write the record. Otherwise the
+    record is made and handled (``makeRecord``, then ``handle``): the record
     ``access_log.info(...)`` would make, without its walk up the stack to find
-    the caller. The request, read once by the caller, is not read here.
+    the caller. Either way the request, read once by the caller, is not read here.
     """
     if not access_log.isEnabledFor(logging.INFO):
         return
+    args = (method, path, status, duration_ms, "-" if size is None else size, remote or "-")
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(duration_ms, 2),
+        "bytes": size,
+        "remote_addr": remote,
+    }
+    console = _console_alone()
+    if console is not None:
+        _write_line(console, args, fields)
+        return
+    access_log.handle(_access_record(args, fields))
+
+
+def _access_record(args: tuple[object, ...], fields: dict[str, Any]) -> logging.LogRecord:
     pathname, lineno, function = _ACCESS_SOURCE
-    record = access_log.makeRecord(
-        access_log.name,
-        logging.INFO,
-        pathname,
-        lineno,
-        _ACCESS_FORMAT,
-        (method, path, status, duration_ms, "-" if size is None else size, remote or "-"),
-        None,
-        function,
-        {
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round(duration_ms, 2),
-            "bytes": size,
-            "remote_addr": remote,
-        },
-    )
-    access_log.handle(record)
+    return access_log.makeRecord(
+        access_log.name, logging.INFO, pathname, lineno, _ACCESS_FORMAT, args, None, function,
+        fields,
+    )  # fmt: skip
+
+
+def _console_alone() -> logging.StreamHandler[Any] | None:
+    """The app's JSON console handler (:func:`logging_config`), if an access
+    record would reach it and nothing else: no other handler and no filter on
+    the way, no other formatter. Else ``None``, and records go through logging."""
+    logger: logging.Logger | None = access_log
+    while logger is not None and logger is not logging.root:
+        if logger.handlers or logger.filters or logger.disabled or not logger.propagate:
+            return None
+        logger = logger.parent
+    root = logging.root
+    if len(root.handlers) != 1 or root.filters:
+        return None
+    handler = root.handlers[0]
+    if (
+        type(handler) is not logging.StreamHandler
+        or type(handler.formatter) is not JSONFormatter
+        or handler.level > logging.INFO
+        or len(handler.filters) != 1
+        or type(handler.filters[0]) is not RequestIdFilter
+    ):
+        return None
+    return cast("logging.StreamHandler[Any]", handler)
+
+
+def _write_line(
+    console: logging.StreamHandler[Any], args: tuple[object, ...], fields: dict[str, Any]
+) -> None:
+    """The line ``console`` would write for the access record, written without
+    making the record: the same keys in the same order, under its lock."""
+    formatter = cast("JSONFormatter", console.formatter)
+    entry: dict[str, Any] = {
+        "ts": formatter.timestamp(time.time()),
+        "level": "INFO",
+        "logger": access_log.name,
+        "message": _ACCESS_FORMAT % args,
+        "request_id": request_id_var.get(),
+        **fields,
+    }
+    line = orjson.dumps(entry, default=repr).decode() + console.terminator
+    console.acquire()
+    try:
+        console.stream.write(line)
+        console.flush()
+    except Exception:  # noqa: BLE001 - as StreamHandler.emit: reported, never raised
+        console.handleError(_access_record(args, fields))
+    finally:
+        console.release()
 
 
 #: Where access records say they come from, as a logger call would find it.
