@@ -102,7 +102,5 @@ def read_page(
         .offset((query.page - 1) * query.per_page)
         .subquery("page")
     )
-    rows = session.execute(
-        _shown().join(ids, ids.c.id == Article.id).order_by(*order_by)
-    ).all()
+    rows = session.execute(_shown().join(ids, ids.c.id == Article.id).order_by(*order_by)).all()
     return _shown_as_models(rows), total
