@@ -1,9 +1,10 @@
 """The HTTP API under gunicorn, on MariaDB and Redis, against its rivals, in one run.
 
-    PYTHONPATH=. .venv/bin/python -m bench.api            # the full run, about 4 minutes
-    PYTHONPATH=. .venv/bin/python -m bench.api --quick    # a sanity run, about 1.5 minutes
+    PYTHONPATH=. .venv/bin/python -m bench.api            # the full run, about 5.5 minutes
+    PYTHONPATH=. .venv/bin/python -m bench.api --quick    # a sanity run, about 2 minutes
 
-(the defaults are ``--rounds 5 --requests 3000 --list-requests 300``).
+(the defaults are ``--rounds 7 --requests 3000 --list-requests 300``; ``--quick``
+is 2 rounds of 600 and 60).
 
 Needs MariaDB on 127.0.0.1:3306 (user ``root``, no password) and Redis on
 127.0.0.1:6379. It rebuilds the database ``bench_api`` on every run (dropped,
@@ -12,33 +13,69 @@ command with 20 users and 1,000 articles, about two thirds of them published)
 and flushes and uses Redis database 13 (``BENCH_API_DATABASE_URL`` and ``BENCH_API_REDIS_URL`` point
 elsewhere; the database ``test``, the test suite's, is refused).
 
-Four servers run at once, each under gunicorn with ``gunicorn.conf.py`` (gthread,
-2 workers x 4 threads unless told otherwise, ``APP_ENV=production``,
-``LOG_LEVEL=WARNING`` so the app writes no access log line, as the rivals write
-none; ``--max-requests 0`` so no worker restarts in the middle of a round), on
-their own loopback ports:
+Nine servers run at once, each under gunicorn with ``gunicorn.conf.py`` (2
+workers, gthread x 4 threads, unless told otherwise; ``APP_ENV=production``,
+``LOG_LEVEL=WARNING`` unless said below, so the app writes no access log line, as
+the rivals write none; ``--max-requests 0`` so no worker restarts in the middle of
+a round), on their own loopback ports. stdout and stderr of each go to a log file:
 
-* ``APIFlask, cached``: the template's app (``app.wsgi:app``);
+* ``APIFlask, cached, production logging``: the template's app (``app.wsgi:app``)
+  at its production defaults, ``LOG_LEVEL=INFO`` and ``LOG_FORMAT=json``: one JSON
+  access line per request to stderr, here a file (in production, a pipe that the
+  container runtime reads). The run counts those lines at the end;
+* ``APIFlask, cached``: the same app at ``LOG_LEVEL=WARNING``;
 * ``APIFlask, uncached``: the same app, the article read bypassing the cache
   (``bench.api_rivals:make_uncached()``: ``ArticleNode(id).load()`` per request);
 * ``stock Flask``: ``flask.Flask``, ``jsonify``, SQLAlchemy ORM on the same rows
   with the same eager loading (``bench.api_rivals:make_stock()``);
+* ``Flask + Flask-Caching (RedisCache)``: stock Flask whose article view is
+  ``@cache.cached()`` in Redis (``bench.api_rivals:make_flask_caching()``);
+* ``FastAPI + fastapi-cache2 (Redis)``: an ``async`` endpoint under
+  ``@cache(expire=600)``, ``RedisBackend`` on ``redis.asyncio``
+  (``bench.api_fastapi:make_cached()``);
+* ``FastAPI, FSFT-style, no cache``: FastAPI as full-stack-fastapi-template writes
+  it: sync endpoints, a ``Session`` from ``Depends`` per request, pydantic
+  ``response_model`` (``bench.api_fastapi:make_fsft()``);
+* ``PyMySQL + orjson (floor)``: the list page only: the app's three ``SELECT``s
+  sent with the raw driver, written by orjson (``bench.api_rivals:make_floor()``);
 * ``bare WSGI``: the bytes the app returned, served as they are (the ceiling).
+
+The two FastAPI servers run ``--worker-class uvicorn_worker.UvicornWorker`` (the
+same config otherwise); uvicorn picks its event loop and HTTP parser (uvloop and
+httptools when installed, else asyncio and h11), and the first lines say which.
+Before any timing, every rival's answers are checked against the app's: the same
+bytes, or the same JSON data.
 
 This process is the load generator: keep-alive HTTP/1.1 connections (8 by
 default) on raw sockets, driven from one thread by ``selectors``, each with one
 request in flight (a closed loop). Requests rotate over the first 100 published
-ids (each in every server's cache after the warm-up) or ask for
-``/api/v1/articles?per_page=100``. Each round runs every rival once, in an order
-rotated from round to round, on fresh connections, after a warm-up of 10 % of the
-requests; figures are medians over rounds, with the lowest and highest round.
-Beside throughput and latency it reports CPU per request, read from ``/proc``
-over the timed part of each run: the server's (gunicorn master and workers),
-MariaDB's (when its process is visible), and this load generator's share of one
-core. The machine has 2 cores, shared by all of them: keep ``--connections`` modest.
+ids (each in every cache after the warm-up) or ask for
+``/api/v1/articles?per_page=100``. After the warm-up, a cache check shows that
+each cached rival's keys are in Redis and that 500 of its reads move MariaDB's
+``Com_select`` counter by (next to) nothing; stock Flask's 500 move it by about
+1,000 (the counter counts every client of MariaDB: others show as noise). Each round
+runs every rival once, in an order rotated from round to round, on fresh
+connections, after a warm-up of 10 % of the requests; figures are medians over
+rounds, with the lowest and highest round. Beside throughput and latency it
+reports CPU per request, read from ``/proc`` over the timed part of each run: the
+server's (gunicorn master and workers), MariaDB's (when its process is visible),
+and this load generator's share of one core; and each server's resident memory
+per worker (``VmRSS``, median and largest of its workers, after the rounds). The
+machine has 2 cores, shared by all of them: keep ``--connections`` modest.
 
-Last, a breakdown (``--no-breakdown`` skips it) times a request to each rival
-and the pieces of the app's read in this process: one thread, no HTTP.
+The output starts with the versions and the commit measured (and the files of
+``app/``, ``bench/`` and ``gunicorn.conf.py`` that differ from it). After the two
+tables (the article read; the list page):
+
+3. per-round ratios for the targets: each round pairs two rivals' req/s from
+   that round; the median, lowest and highest ratio, the target and whether the
+   median meets it (and in how many rounds it did);
+4. how the connections were split between each server's workers in each round
+   (e.g. ``5/3``), beside that round's req/s: counted once per timed run, after
+   its warm-up, as the ESTABLISHED sockets to the server's port among each
+   worker's open files;
+5. a breakdown (``--no-breakdown`` skips it) that times a request to each WSGI
+   rival and the pieces of the app's read in this process: one thread, no HTTP.
 """
 
 from __future__ import annotations
@@ -47,6 +84,7 @@ import argparse
 import contextlib
 import ctypes
 import http.client
+import importlib.util
 import os
 import platform
 import resource
@@ -64,10 +102,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import fastapi
 import gunicorn
 import orjson
 import pymysql
 import redis
+import uvicorn
 from flask import Flask
 from sqlalchemy import func, make_url, select, text
 from werkzeug.test import EnvironBuilder
@@ -83,7 +123,7 @@ from app.models import Article, User
 from app.schemas.articles import ArticleQuery
 from app.services import articles as service
 from app.services.articles import ArticleNode
-from bench import api_rivals
+from bench import api_fastapi, api_rivals
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE_URL = os.environ.get(
@@ -102,10 +142,20 @@ LIST = f"GET {LIST_PATH}"
 SECRET_KEY = "bench-api-secret-key-not-for-production-0123456789"  # noqa: S105
 
 CACHED = "APIFlask, cached"
+CACHED_PROD = "APIFlask, cached, production logging"
 UNCACHED = "APIFlask, uncached"
 STOCK = "stock Flask"
+FLASK_CACHING = "Flask + Flask-Caching (RedisCache)"
+FASTAPI_CACHE = "FastAPI + fastapi-cache2 (Redis)"
+FSFT = "FastAPI, FSFT-style, no cache"
+FLOOR = "PyMySQL + orjson (floor)"
 BARE = "bare WSGI (ceiling)"
-APIFLASK = "APIFlask"
+APIFLASK = "APIFlask, cached"
+APIFLASK_PROD = "APIFlask, cached, production logging"
+APIFLASK_UNCACHED = "APIFlask, uncached"
+#: The app's production defaults (``app/core/settings.py``): ``log_level`` INFO,
+#: and ``log_format`` unset, which means json when ``APP_ENV=production``.
+PRODUCTION_LOGGING = {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
 
 
 # -- the database ---------------------------------------------------------------------
@@ -195,20 +245,39 @@ def _die_with_parent() -> None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class Server:
-    """One gunicorn master (and its workers) serving ``target`` on a loopback port."""
+#: gunicorn's worker class for the ASGI (FastAPI) rivals.
+UVICORN_WORKER = "uvicorn_worker.UvicornWorker"
 
-    def __init__(self, name: str, target: str, env: dict[str, str], logs: Path) -> None:
+
+class Server:
+    """One gunicorn master (and its workers) serving ``target`` on a loopback port,
+    with ``gunicorn.conf.py`` (its worker class replaced by ``worker_class`` if
+    given) and the environment ``env`` (plus ``extra_env``). stdout and stderr go
+    to one log file: the app's JSON access lines too, when it writes them."""
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        env: dict[str, str],
+        logs: Path,
+        *,
+        worker_class: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.target = target
+        self.worker_class = worker_class
         self.port = free_port()
-        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
-        self.log_path = logs / f"{target.partition(':')[2].strip('()') or 'app'}.log"
+        self.env = {**env, **(extra_env or {}), "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
+        slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+        self.log_path = logs / f"{'-'.join(part for part in slug.split('-') if part)}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: TextIO | None = None
 
     def start(self) -> None:
         self._log = self.log_path.open("w")
+        worker_class = ["--worker-class", self.worker_class] if self.worker_class else []
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [
                 sys.executable,
@@ -218,6 +287,7 @@ class Server:
                 str(ROOT / "gunicorn.conf.py"),
                 "--max-requests",
                 "0",
+                *worker_class,
                 self.target,
             ],
             cwd=ROOT,
@@ -254,6 +324,11 @@ class Server:
         """The gunicorn master and its workers."""
         assert self.process is not None
         return [self.process.pid, *children_of(self.process.pid)]
+
+    def workers(self) -> list[int]:
+        """The gunicorn workers (the master's children), in pid order."""
+        assert self.process is not None
+        return sorted(children_of(self.process.pid))
 
 
 @contextlib.contextmanager
@@ -321,6 +396,49 @@ def database_pids() -> list[int]:
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def resident_mib(pid: int) -> float:
+    """``VmRSS`` of the process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise ValueError(f"no VmRSS for pid {pid}")
+
+
+TCP_ESTABLISHED = "01"
+
+
+def established_inodes(port: int) -> set[int]:
+    """The socket inodes of the ESTABLISHED TCP connections whose local port is
+    ``port``: the server's side of each client connection (the client's side has
+    ``port`` as its remote port, and the listening socket is not ESTABLISHED)."""
+    inodes: set[int] = set()
+    for table_path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table_path).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rpartition(":")[2], 16)
+                if local_port == port and fields[3] == TCP_ESTABLISHED:
+                    inodes.add(int(fields[9]))
+    return inodes
+
+
+def connections_per_worker(workers: list[int], port: int) -> list[int]:
+    """How many of the ESTABLISHED connections to ``port`` each worker holds: the
+    sockets among its open files (``/proc/<pid>/fd`` -> ``socket:[inode]``)."""
+    inodes = established_inodes(port)
+    counts: list[int] = []
+    for pid in workers:
+        held = 0
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:[") and int(link[8:-1]) in inodes:
+                        held += 1
+        counts.append(held)
+    return counts
 
 
 # -- the load generator ---------------------------------------------------------------
@@ -403,11 +521,14 @@ def drive(
     connections: int,
     *,
     watch: tuple[list[int], list[int]] = ([], []),
+    probe: Callable[[], None] | None = None,
 ) -> Sample:
     """Send ``total`` requests over ``connections`` keep-alive connections, one in
     flight on each, rotating over ``targets``. The first ``warmup`` answers are not
     counted: throughput, latencies and CPU (of the ``watch`` pids: the server's,
-    MariaDB's) are measured from the last of them to the last answer."""
+    MariaDB's) are measured from the last of them to the last answer. ``probe``
+    is called once, when the last warm-up answer is in (before the timed part
+    starts: its own cost is not timed)."""
     server_pids, database = watch
     selector = selectors.DefaultSelector()
     issued = completed = 0
@@ -434,6 +555,8 @@ def drive(
                 if completed > warmup:
                     latencies.append(time.perf_counter() - connection.started)
                 elif completed == warmup:
+                    if probe is not None:
+                        probe()
                     mark = (
                         time.perf_counter(),
                         process_cpu(server_pids),
@@ -483,10 +606,14 @@ def reference_bodies(app: Server, paths: list[str]) -> dict[str, bytes]:
     return bodies
 
 
-def check_same(server: Server, bodies: dict[str, bytes], *, same_bytes: bool) -> dict[str, int]:
-    """The rival answers each path with the app's bytes (or data); the lengths it sends."""
+def check_same(
+    server: Server, bodies: dict[str, bytes], *, same_bytes: bool, paths: list[str] | None = None
+) -> dict[str, int]:
+    """The rival answers each path (of ``paths``, or all) with the app's bytes (or
+    data); the lengths it sends."""
     lengths: dict[str, int] = {}
-    for path, expected in bodies.items():
+    for path in bodies if paths is None else paths:
+        expected = bodies[path]
         status, body = fetch(server.port, path)
         assert status == 200, (server.name, path, status, body[:200])
         if same_bytes:
@@ -498,26 +625,42 @@ def check_same(server: Server, bodies: dict[str, bytes], *, same_bytes: bool) ->
 
 
 Samples = dict[tuple[str, str], list[Sample]]
+#: Per rival, per round: how many of the connections each worker held ("5/3").
+Splits = dict[tuple[str, str], list[str]]
 
 
 def run_rounds(
     rivals: list[Rival], rounds: int, requests: dict[str, int], connections: int
-) -> Samples:
+) -> tuple[Samples, Splits]:
     samples: Samples = {(r.endpoint, r.name): [] for r in rivals}
+    splits: Splits = {(r.endpoint, r.name): [] for r in rivals}
     database = database_pids()
     for number in range(rounds):
         started = time.perf_counter()
         shift = number % len(rivals)
         for rival in rivals[shift:] + rivals[:shift]:
-            total = requests[rival.endpoint]
+            # A warm list page is served as fast as an article: as many requests.
+            total = requests[ITEM if rival.name in WARM_LISTS else rival.endpoint]
             warmup = total // 10
             watch = (rival.server.pids(), database)
+            key = (rival.endpoint, rival.name)
+
+            def probe(server: Server = rival.server, key: tuple[str, str] = key) -> None:
+                held = connections_per_worker(server.workers(), server.port)
+                splits[key].append("/".join(str(n) for n in sorted(held, reverse=True)))
+
             sample = drive(
-                rival.server.port, rival.targets, total + warmup, warmup, connections, watch=watch
+                rival.server.port,
+                rival.targets,
+                total + warmup,
+                warmup,
+                connections,
+                watch=watch,
+                probe=probe,
             )
-            samples[(rival.endpoint, rival.name)].append(sample)
+            samples[key].append(sample)
         print(f"  round {number + 1}/{rounds}: {time.perf_counter() - started:.0f} s", flush=True)
-    return samples
+    return samples, splits
 
 
 def median_sample(values: list[Sample]) -> Sample:
@@ -526,24 +669,73 @@ def median_sample(values: list[Sample]) -> Sample:
     )
 
 
-def table(title: str, names: list[str], samples: Samples, endpoint: str) -> dict[str, Sample]:
-    medians = {name: median_sample(samples[(endpoint, name)]) for name in names}
-    first = names[0]
+#: Per server: its workers' resident memory (MiB) after the run.
+Memory = dict[str, list[float]]
+
+
+def worker_memory(servers: list[Server]) -> Memory:
+    memory: Memory = {}
+    for server in servers:
+        memory[server.name] = [resident_mib(pid) for pid in server.workers()]
+    return memory
+
+
+NAME_WIDTH = 36
+
+
+def table(title: str, rivals: list[Rival], samples: Samples, memory: Memory) -> dict[str, Sample]:
+    endpoint = rivals[0].endpoint
+    medians = {r.name: median_sample(samples[(endpoint, r.name)]) for r in rivals}
+    first = rivals[0].name
     print(f"\n{title}")
     print(
-        f"  {'rival':<22} {'req/s':>7}  {'(lowest - highest)':<19} {'p50 ms':>7} {'p99 ms':>7}"
-        f"  {'server CPU':>10}  {'MariaDB CPU':>11}  {'client':>6}"
+        f"  {'rival':<{NAME_WIDTH}} {'req/s':>7}  {'(lowest - highest)':<19} {'p50 ms':>7}"
+        f" {'p99 ms':>7}  {'server CPU':>10}  {'MariaDB CPU':>11}  {'client':>6}"
+        f"  {'RSS MiB':>9}"
     )
-    for name in names:
-        m = medians[name]
-        rates = [s.rps for s in samples[(endpoint, name)]]
+    for rival in rivals:
+        m = medians[rival.name]
+        rates = [s.rps for s in samples[(endpoint, rival.name)]]
+        rss = memory[rival.server.name]
         print(
-            f"  {name:<22} {m.rps:7,.0f}  ({min(rates):7,.0f} - {max(rates):7,.0f})"
+            f"  {rival.name:<{NAME_WIDTH}} {m.rps:7,.0f}  ({min(rates):7,.0f} - {max(rates):7,.0f})"
             f" {m.p50 * 1000:7.2f} {m.p99 * 1000:7.2f}"
             f"  {m.server_cpu * 1e6:7.0f} us  {m.database_cpu * 1e6:8.0f} us  {m.client_share:6.0%}"
-            f"   {m.rps / medians[first].rps:5.2f}x"
+            f"  {statistics.median(rss):4.0f}/{max(rss):<4.0f}"
+            f"  {m.rps / medians[first].rps:5.2f}x"
         )
     return medians
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    label: str
+    endpoint: str
+    ours: str
+    theirs: str
+    #: The least the ratio (ours / theirs, in req/s) should be; None: no target.
+    target: float | None
+
+
+def compare(comparison: Comparison, samples: Samples) -> str:
+    """One line: the per-round ratios' median, lowest and highest, and the target.
+
+    A round's ratio pairs the two rivals' samples of that round. The target is
+    met when the median of those ratios reaches it; how many rounds reached it
+    is said too."""
+    ours = samples[(comparison.endpoint, comparison.ours)]
+    theirs = samples[(comparison.endpoint, comparison.theirs)]
+    ratios = [a.rps / b.rps for a, b in zip(ours, theirs, strict=True)]
+    median = statistics.median(ratios)
+    line = f"  {comparison.label:<58} {median:5.2f}x  ({min(ratios):5.2f} - {max(ratios):5.2f})"
+    if comparison.target is None:
+        return f"{line}   no target"
+    reached = sum(ratio >= comparison.target for ratio in ratios)
+    verdict = "target met" if median >= comparison.target else "target NOT met"
+    return (
+        f"{line}   target >= {comparison.target:g}x: {verdict}"
+        f" (reached in {reached} of {len(ratios)} rounds)"
+    )
 
 
 # -- the breakdown, in process --------------------------------------------------------
@@ -579,11 +771,32 @@ def wsgi_call(app: Callable[..., Any], path: str) -> Callable[[], bytes]:
     return call
 
 
+def uncached_call(instance: Path, path: str) -> tuple[Callable[[], bytes], Flask]:
+    """A request to the app whose article read bypasses the cache (as
+    ``make_uncached()`` serves it), and that app: one of its own, so that
+    nothing another app keeps for a request (in its cache or otherwise) answers
+    for it."""
+    app = create_app(_settings(instance_path=instance))
+    call = wsgi_call(app, path)
+
+    def uncached() -> bytes:
+        saved = articles_view.get_cache
+        articles_view.get_cache = api_rivals.no_cache  # type: ignore[assignment]
+        try:
+            return call()
+        finally:
+            articles_view.get_cache = saved
+
+    return uncached, app
+
+
 def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
     """Each rival as a WSGI call in this process, then the pieces of the app's read."""
     os.environ.update(app_env(instance))  # what make_stock() reads, as the servers did
     ours = create_app(_settings(instance_path=instance))
     stock = api_rivals.make_stock()
+    flask_caching = api_rivals.make_flask_caching()
+    floor = api_rivals.make_floor()
     bare = api_rivals.make_bare(str(bodies_file))
     constant = Flask("constant")
     constant.add_url_rule("/ok", "ok", lambda: {"status": "ok"})
@@ -591,15 +804,8 @@ def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
 
     ours_item = wsgi_call(ours, item_path)
     ours_item()  # in the cache from now on
-    cached_get_cache = articles_view.get_cache
-
-    def ours_uncached() -> bytes:
-        articles_view.get_cache = api_rivals.no_cache  # type: ignore[assignment]
-        try:
-            return ours_item()
-        finally:
-            articles_view.get_cache = cached_get_cache
-
+    ours_uncached, uncached_app = uncached_call(instance, item_path)
+    ours_uncached_list, uncached_list_app = uncached_call(instance, LIST_PATH)
     rows: list[tuple[str, Callable[[], object], int]] = [
         ("bare WSGI callable", wsgi_call(bare, item_path), 20_000),
         ("stock Flask, a constant dict", wsgi_call(constant, "/ok"), 5_000),
@@ -607,6 +813,7 @@ def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
         ("APIFlask, cached", ours_item, 5_000),
         ("APIFlask, uncached", ours_uncached, 500),
         ("stock Flask", wsgi_call(stock, item_path), 500),
+        ("Flask + Flask-Caching (RedisCache), a hit", wsgi_call(flask_caching, item_path), 2_000),
     ]
     # Outside any app context: a request would otherwise reuse the outer one (and
     # its database session) instead of pushing and tearing down its own.
@@ -643,19 +850,23 @@ def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
         page = service.list_page(database.session(), query, viewer=None)
         database.session.remove()
         list_pieces: list[tuple[str, Callable[[], object], int]] = [
-            ("  service.list_page() (3 SELECTs, 100 models)", search, 100),
+            ("  service.list_page() (2 SELECTs, 100 models)", search, 100),
             ("  dumps_bytes(page)", lambda: dumps_bytes(page), 2_000),
         ]
         list_timings = [(name, per_call(f, repeat)) for name, f, repeat in list_pieces]
     list_rows: list[tuple[str, Callable[[], object], int]] = [
         ("bare WSGI callable", wsgi_call(bare, LIST_PATH), 20_000),
-        ("APIFlask", wsgi_call(ours, LIST_PATH), 100),
+        ("APIFlask, cached", wsgi_call(ours, LIST_PATH), 5_000),
+        ("APIFlask, uncached", ours_uncached_list, 100),
         ("stock Flask", wsgi_call(stock, LIST_PATH), 100),
+        ("PyMySQL + orjson (floor)", wsgi_call(floor, LIST_PATH), 100),
     ]
     list_timings = [(name, per_call(f, repeat)) for name, f, repeat in list_rows] + list_timings
     manager.close()
+    uncached_app.extensions["cache"].close()
+    uncached_list_app.extensions["cache"].close()
 
-    print("\n3. where the time goes: one request in this process, one thread, no HTTP")
+    print("\n5. where the time goes: one request in this process, one thread, no HTTP")
     print(f"  {ITEM}")
     for name, seconds in timings:
         print(f"  {name:<44} {seconds * 1e6:8.1f} us")
@@ -683,9 +894,51 @@ def _versions() -> str:
     )
 
 
+def tree_state() -> str:
+    """The commit measured, and whether the code the servers import (``app/``,
+    ``bench/``, ``gunicorn.conf.py``) differs from it in the work tree."""
+    git = shutil.which("git")
+    if git is None:
+        return "commit unknown (no git)"
+    try:
+        commit = subprocess.run(  # noqa: S603 - git, our arguments
+            [git, "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(  # noqa: S603 - git, our arguments
+            [
+                git,
+                "-C",
+                str(ROOT),
+                "status",
+                "--porcelain",
+                "--",
+                "app",
+                "bench",
+                "gunicorn.conf.py",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "commit unknown (git failed)"
+    paths = sorted(line[3:] for line in changed if line.strip())
+    return f"commit {commit}" + (f", changed in the work tree: {', '.join(paths)}" if paths else "")
+
+
+def uvicorn_loop_and_http() -> str:
+    """What uvicorn's ``loop="auto"`` and ``http="auto"`` (UvicornWorker's) pick here."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} + {http}"
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the HTTP API under gunicorn.")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=3000, help=f"per round, {ITEM}")
     parser.add_argument("--list-requests", type=int, default=300, help=f"per round, {LIST}")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive, one in flight")
@@ -716,25 +969,62 @@ def server_env(args: argparse.Namespace, work: Path) -> dict[str, str]:
     return {
         **os.environ,
         **app_env(work / "instance"),
-        "PYTHONPATH": str(ROOT),
+        # The caller's PYTHONPATH after ours: packages it adds reach the servers too.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "GUNICORN_WORKERS": str(args.workers),
         "GUNICORN_THREADS": str(args.threads),
         "BENCH_BARE_BODIES": str(work / "bodies.json"),
+        "BENCH_FASTAPI_CACHE_PREFIX": api_fastapi.FASTAPI_CACHE_PREFIX,
     }
 
 
-def start(servers: list[Server], ids: list[int], work: Path) -> list[Rival]:
+def make_servers(env: dict[str, str], work: Path) -> dict[str, Server]:
+    def server(name: str, target: str, **options: Any) -> Server:
+        return Server(name, target, env, work, **options)
+
+    servers = [
+        server(CACHED_PROD, "app.wsgi:app", extra_env=PRODUCTION_LOGGING),
+        server(CACHED, "app.wsgi:app"),
+        server(UNCACHED, "bench.api_rivals:make_uncached()"),
+        server(STOCK, "bench.api_rivals:make_stock()"),
+        server(FLASK_CACHING, "bench.api_rivals:make_flask_caching()"),
+        server(FASTAPI_CACHE, "bench.api_fastapi:make_cached()", worker_class=UVICORN_WORKER),
+        server(FSFT, "bench.api_fastapi:make_fsft()", worker_class=UVICORN_WORKER),
+        server(FLOOR, "bench.api_rivals:make_floor()"),
+        server(BARE, "bench.api_rivals:make_bare()"),
+    ]
+    return {s.name: s for s in servers}
+
+
+#: The item rivals, then the list rivals (as named in the list's table: the
+#: server's name, or for the app's two servers the names below).
+ITEM_RIVALS = [CACHED_PROD, CACHED, UNCACHED, STOCK, FLASK_CACHING, FASTAPI_CACHE, FSFT, BARE]
+#: The list rivals served from the app's cache once warm.
+WARM_LISTS = {APIFLASK, APIFLASK_PROD}
+LIST_RIVALS = {
+    APIFLASK: CACHED,
+    APIFLASK_PROD: CACHED_PROD,
+    APIFLASK_UNCACHED: UNCACHED,
+    STOCK: STOCK,
+    FSFT: FSFT,
+    FLOOR: FLOOR,
+    BARE: BARE,
+}
+
+
+def start(servers: dict[str, Server], ids: list[int], work: Path) -> list[Rival]:
     """Start the servers, check that every rival serves the same data, list the rivals."""
-    cached, uncached, stock, bare = servers
     item_paths = [f"/api/v1/articles/{article_id}" for article_id in ids]
-    for server in (cached, uncached, stock):
+    first = [s for name, s in servers.items() if name != BARE]
+    for server in first:
         server.start()
-    for server in (cached, uncached, stock):
-        server.wait_ready(item_paths[0])
-    bodies = reference_bodies(cached, [*item_paths, LIST_PATH])
+    for server in first:
+        server.wait_ready(LIST_PATH if server.name == FLOOR else item_paths[0])
+    bodies = reference_bodies(servers[CACHED], [*item_paths, LIST_PATH])
     (work / "bodies.json").write_bytes(
         orjson.dumps({path: body.decode() for path, body in bodies.items()})
     )
+    bare = servers[BARE]
     bare.start()
     bare.wait_ready(item_paths[0])
     sizes = sorted(len(bodies[path]) for path in item_paths)
@@ -742,42 +1032,144 @@ def start(servers: list[Server], ids: list[int], work: Path) -> list[Rival]:
         f"  bodies: an article {sizes[0]:,}-{sizes[-1]:,} bytes (median {sizes[len(sizes) // 2]:,}),"
         f" the page of 100 {len(bodies[LIST_PATH]):,} bytes"
     )
+
+    def same(name: str, *, same_bytes: bool, paths: list[str] | None = None) -> dict[str, int]:
+        return check_same(servers[name], bodies, same_bytes=same_bytes, paths=paths)
+
     lengths = {
         CACHED: {path: len(body) for path, body in bodies.items()},
-        UNCACHED: check_same(uncached, bodies, same_bytes=True),
-        STOCK: check_same(stock, bodies, same_bytes=False),
-        BARE: check_same(bare, bodies, same_bytes=True),
+        CACHED_PROD: same(CACHED_PROD, same_bytes=True),
+        UNCACHED: same(UNCACHED, same_bytes=True),
+        STOCK: same(STOCK, same_bytes=False),
+        FLASK_CACHING: same(FLASK_CACHING, same_bytes=False, paths=item_paths),
+        FASTAPI_CACHE: same(FASTAPI_CACHE, same_bytes=False, paths=item_paths),
+        FSFT: same(FSFT, same_bytes=False),
+        FLOOR: same(FLOOR, same_bytes=False, paths=[LIST_PATH]),
+        BARE: same(BARE, same_bytes=True),
     }
 
     def targets(server: Server, paths: list[str]) -> list[Target]:
         return [(request_bytes(server.port, p), lengths[server.name][p]) for p in paths]
 
     return [
-        *(Rival(ITEM, s.name, s, targets(s, item_paths)) for s in servers),
         *(
-            Rival(LIST, APIFLASK if s is cached else s.name, s, targets(s, [LIST_PATH]))
-            for s in (cached, stock, bare)
+            Rival(ITEM, name, servers[name], targets(servers[name], item_paths))
+            for name in ITEM_RIVALS
+        ),
+        *(
+            Rival(LIST, name, servers[server], targets(servers[server], [LIST_PATH]))
+            for name, server in LIST_RIVALS.items()
         ),
     ]
 
 
-def report(args: argparse.Namespace, samples: Samples) -> None:
+def mariadb_selects() -> int:
+    """MariaDB's count of SELECT statements since it started, from every client."""
+    server = connect_server()
+    try:
+        with server.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Com_select'")
+            row = cursor.fetchone()
+    finally:
+        server.close()
+    return int(row[1]) if row else 0
+
+
+#: The cached rivals, each with the pattern of its keys in Redis; stock Flask
+#: (uncached) for reference, to show the counter counts.
+CACHE_KEYS = {
+    CACHED_PROD: f"{CACHE_PREFIX}:*",
+    CACHED: f"{CACHE_PREFIX}:*",
+    FLASK_CACHING: f"{api_rivals.FLASK_CACHING_PREFIX}*",
+    FASTAPI_CACHE: f"{api_fastapi.FASTAPI_CACHE_PREFIX}:*",
+    STOCK: "",
+}
+
+
+def check_cache_hits(rivals: list[Rival], connections: int, reads: int = 500) -> None:
+    """After the warm-up: each cached rival serves ``reads`` item requests without
+    a query. Verified from outside: its keys are in Redis (one per id, the app's
+    two servers sharing theirs), and MariaDB's global ``Com_select`` counter moves
+    by (next to) nothing over those reads; the same reads from stock Flask move it
+    by 2 a read. ``Com_select`` counts every client of this MariaDB, so another
+    program's queries show as noise."""
+    client = redis.Redis.from_url(REDIS_URL)
+    by_name = {r.name: r for r in rivals if r.endpoint == ITEM}
+    for name, pattern in CACHE_KEYS.items():
+        rival = by_name[name]
+        keys = sum(1 for _ in client.scan_iter(match=pattern, count=1000)) if pattern else 0
+        before = mariadb_selects()
+        drive(rival.server.port, rival.targets, reads, 0, connections)
+        selects = mariadb_selects() - before
+        where = f"{keys:4} keys in Redis ({pattern})" if pattern else "no cache"
+        print(
+            f"  cache check: {name:<{NAME_WIDTH}} {where:<46}"
+            f" {selects:5} SELECTs on MariaDB over {reads} reads"
+        )
+        if pattern and (keys < IDS or selects >= reads):
+            raise RuntimeError(f"{name} does not serve its reads from its cache")
+    client.close()
+
+
+def access_lines(server: Server) -> int:
+    """The app's access-log lines in the server's log file."""
+    with server.log_path.open("rb") as log:
+        return sum(1 for line in log if b'"logger":"app.access"' in line)
+
+
+COMPARISONS = [
+    Comparison("cached, production logging / cached, WARNING", ITEM, CACHED_PROD, CACHED, 0.9),
+    Comparison("cached, production logging / Flask-Caching", ITEM, CACHED_PROD, FLASK_CACHING, 1.5),
+    Comparison("cached, production logging / fastapi-cache2", ITEM, CACHED_PROD, FASTAPI_CACHE, 2),
+    Comparison("cached, production logging / bare WSGI", ITEM, CACHED_PROD, BARE, 0.7),
+    Comparison("cached / uncached (both WARNING)", ITEM, CACHED, UNCACHED, 2),
+    Comparison("cached / stock Flask (both WARNING)", ITEM, CACHED, STOCK, 1.5),
+    Comparison("uncached / stock Flask", ITEM, UNCACHED, STOCK, 1.5),
+    Comparison("uncached / FastAPI, FSFT-style", ITEM, UNCACHED, FSFT, 1.5),
+    Comparison("list: uncached / stock Flask", LIST, APIFLASK_UNCACHED, STOCK, 2),
+    Comparison("list: uncached / FastAPI, FSFT-style", LIST, APIFLASK_UNCACHED, FSFT, 2),
+    Comparison(
+        "list: uncached / PyMySQL + orjson (the floor)", LIST, APIFLASK_UNCACHED, FLOOR, None
+    ),
+    Comparison("list: cached (warm) / uncached", LIST, APIFLASK, APIFLASK_UNCACHED, 10),
+    Comparison("list: cached, production logging / cached", LIST, APIFLASK_PROD, APIFLASK, None),
+]
+
+
+def report(
+    args: argparse.Namespace,
+    rivals: list[Rival],
+    samples: Samples,
+    splits: Splits,
+    memory: Memory,
+) -> None:
     print(
         f"\n{args.rounds} rounds; per round and rival {args.requests:,} requests of {ITEM}"
-        f" (over {IDS} ids) or {args.list_requests:,} of {LIST}, after 10 % more as warm-up;"
-        " medians over rounds. CPU: per request; client: this process, share of one core"
+        f" (over {IDS} ids) or {args.list_requests:,} of {LIST} (the app's cached list:"
+        f" {args.requests:,}), after 10 % more as warm-up;"
+        " medians over rounds. CPU: per request; client: this process, share of one core;"
+        " RSS: per gunicorn worker after the run, median/max"
     )
-    item = table(f"1. {ITEM}, cached", [CACHED, UNCACHED, STOCK, BARE], samples, ITEM)
+    item = [r for r in rivals if r.endpoint == ITEM]
+    listed = [r for r in rivals if r.endpoint == LIST]
+    table(f"1. {ITEM} (the app's and two rivals' reads cached)", item, samples, memory)
+    table(f"2. {LIST} (the app's, cached and not; the rivals' not cached)", listed, samples, memory)
+    print("\n3. per-round ratios of req/s: median (lowest - highest) over the rounds")
+    for comparison in COMPARISONS:
+        print(compare(comparison, samples))
     print(
-        f"  cached / uncached    = {item[CACHED].rps / item[UNCACHED].rps:5.2f}x   (target >= 2x)"
+        f"\n4. the {args.connections} connections per worker in each round"
+        " (ESTABLISHED sockets each worker held, from /proc, after the warm-up),"
+        " and that round's req/s"
     )
-    print(f"  cached / stock Flask = {item[CACHED].rps / item[STOCK].rps:5.2f}x   (target >= 1.5x)")
-    print(f"  cached / bare WSGI   = {item[CACHED].rps / item[BARE].rps:5.2f}x   (the ceiling)")
-    listed = table(f"2. {LIST} (not cached)", [APIFLASK, STOCK, BARE], samples, LIST)
-    print(f"  APIFlask / stock Flask = {listed[APIFLASK].rps / listed[STOCK].rps:5.2f}x")
-    print(
-        f"  APIFlask / bare WSGI   = {listed[APIFLASK].rps / listed[BARE].rps:5.2f}x   (the ceiling)"
-    )
+    for rival in rivals:
+        key = (rival.endpoint, rival.name)
+        label = f"{'list: ' if rival.endpoint == LIST else ''}{rival.name}"
+        rounds = "  ".join(
+            f"{split} {sample.rps:6,.0f}"
+            for split, sample in zip(splits[key], samples[key], strict=True)
+        )
+        print(f"  {label:<{NAME_WIDTH + 6}} {rounds}")
 
 
 def main() -> None:
@@ -798,26 +1190,31 @@ def run(args: argparse.Namespace, work: Path) -> None:
     ids = prepare_database(work / "instance")
     redis.Redis.from_url(REDIS_URL).flushdb()
     print(_versions())
+    print(f"code: {tree_state()}")
     print(
-        f"gunicorn gthread, {args.workers} workers x {args.threads} threads per server;"
+        f"gunicorn, {args.workers} workers per server: gthread x {args.threads} threads,"
+        f" or {UVICORN_WORKER} (uvicorn {uvicorn.__version__}, its event loop and HTTP parser"
+        f" '{uvicorn_loop_and_http()}') for FastAPI {fastapi.__version__};"
         f" {args.connections} keep-alive connections from this process"
     )
     env = server_env(args, work)
-    servers = [
-        Server(CACHED, "app.wsgi:app", env, work),
-        Server(UNCACHED, "bench.api_rivals:make_uncached()", env, work),
-        Server(STOCK, "bench.api_rivals:make_stock()", env, work),
-        Server(BARE, "bench.api_rivals:make_bare()", env, work),
-    ]
-    with serving(servers):
+    servers = make_servers(env, work)
+    with serving(list(servers.values())):
         rivals = start(servers, ids, work)
         print("  warm-up: every id through every worker of every server", flush=True)
         for rival in rivals:
             warm_up = max(40, 20 * len(rival.targets))
             drive(rival.server.port, rival.targets, warm_up, 0, args.connections)
+        check_cache_hits(rivals, args.connections)
         requests = {ITEM: args.requests, LIST: args.list_requests}
-        samples = run_rounds(rivals, args.rounds, requests, args.connections)
-    report(args, samples)
+        samples, splits = run_rounds(rivals, args.rounds, requests, args.connections)
+        memory = worker_memory(list(servers.values()))
+        logged = access_lines(servers[CACHED_PROD])
+    report(args, rivals, samples, splits, memory)
+    print(
+        f"  ({CACHED_PROD} wrote {logged:,} JSON access lines to its log file;"
+        f" {CACHED} wrote {access_lines(servers[CACHED])})"
+    )
     if args.breakdown:
         breakdown(ids, work / "instance", work / "bodies.json")
 
