@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).parents[1]
 
@@ -99,3 +100,34 @@ def exchange(
 def raw_get(path: str, *headers: str) -> bytes:
     lines = [f"GET {path} HTTP/1.1", "Host: localhost", *headers, "Connection: close"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def sharing_the_cache(settings: Any) -> dict[str, str]:
+    """gunicorn's settings for the database, Redis and cache prefix of this
+    process's app (``settings``), at WARNING: the two share every cache tier
+    but the local ones, and hear each other's invalidations."""
+    return {
+        "DATABASE_URL": settings.resolved_database_url,
+        "REDIS_URL": settings.redis_url,
+        "CACHE_PREFIX": settings.cache_prefix,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def answers_anew(
+    port: int, path: str, is_new: Callable[[dict[str, str], bytes], bool], since: float
+) -> bytes:
+    """GETs of ``path`` for 4 s after a write committed at ``since`` (monotonic):
+    every answer a 200, the new one within 2 s, and never the old one again
+    once the new one was seen. Returns the last body."""
+    seen_new = False
+    body = b""
+    while time.monotonic() - since < 4:
+        status, headers, body = exchange(port, raw_get(path))
+        assert status == 200
+        new = is_new(headers, body)
+        assert new or not seen_new, "the old answer after the new one was seen"
+        assert new or time.monotonic() - since < 2, "still the old answer after 2 s"
+        seen_new = seen_new or new
+    assert seen_new
+    return body
