@@ -30,6 +30,7 @@ import schemathesis
 from conftest import SettingsFactory
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
 
 from app import create_app, migrations
@@ -86,7 +87,15 @@ def _document() -> dict[str, Any]:
         return response.json  # type: ignore[return-value]
 
 
-schema = schemathesis.openapi.from_dict(_document())
+#: Invalid data may also be refused as too large: a body over ``maxLength`` in
+#: characters of four UTF-8 bytes each is over ``MAX_CONTENT_LENGTH`` in bytes,
+#: and its ``413`` (docs/api.md, "Errors") is a rejection like the others.
+_DEFAULTS = SchemathesisConfig().projects.default.checks.negative_data_rejection
+REJECTIONS = [*_DEFAULTS.expected_statuses, "413"]
+CONFIG = SchemathesisConfig.from_dict(
+    {"checks": {"negative_data_rejection": {"expected-statuses": REJECTIONS}}}
+)
+schema = schemathesis.openapi.from_dict(_document(), config=CONFIG)
 schema.app = CURRENT_APP
 
 
@@ -154,3 +163,10 @@ def test_api_anonymously(case: Case, fuzz_app: APIFlask) -> None:
 @FUZZ_SETTINGS
 def test_api_signed_in(case: Case, bearer: dict[str, str]) -> None:
     case.call_and_validate(headers=bearer)
+
+
+def test_a_body_too_large_counts_as_rejected_invalid_data() -> None:
+    """The negative-data check takes a 413 as a rejection, on top of its defaults."""
+    rejection = schema.config.checks.negative_data_rejection
+    assert "413" in rejection.expected_statuses
+    assert set(_DEFAULTS.expected_statuses) < set(rejection.expected_statuses)
