@@ -13,6 +13,7 @@ precision is lost to a float.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -35,18 +36,44 @@ if TYPE_CHECKING:
     from flask import Response
 
 JSON_MIMETYPE = "application/json"
+Fallback = Callable[[Any], Any]
 
 #: ``OPT_UTC_Z``: ``...T12:00:00Z`` rather than ``+00:00``. ``OPT_NAIVE_UTC``: a naive
 #: datetime is UTC. ``OPT_SERIALIZE_NUMPY`` is left out: the template has no numpy.
 ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
-def default(obj: Any) -> Any:
-    """orjson's fallback for the types it does not know."""
-    # The hottest case first: a model on the fast path.
-    spec = fast_path_specs.get(type(obj))  # pyright: ignore[reportUnknownArgumentType]
-    if spec is not None:
-        return _fields_or_pydantic(obj, spec)
+def _fields_default(specs: dict[type[BaseModel], Spec], otherwise: Fallback) -> Fallback:
+    """An orjson ``default`` that writes an instance of a class in ``specs`` from
+    its fields, unless it departs from its class's spec: extra keys in
+    ``__dict__``, or a subclass in a field declared as its base
+    (model_serialization's docstring), which go to pydantic. Anything else
+    goes to ``otherwise``. It runs once per model in a response, so the checks
+    are inline: a call less per model is a sixth of a list's time."""
+    find = specs.get
+
+    def fields_default(obj: Any) -> Any:
+        spec = find(type(obj))  # pyright: ignore[reportUnknownArgumentType]
+        if spec is None:
+            return otherwise(obj)
+        fields = obj.__dict__
+        if len(fields) != spec[0]:
+            return with_pydantic(obj)
+        for name, nested_model, many in spec[1]:
+            value = fields[name]
+            if value is None:
+                continue
+            if many:
+                if any(type(item) is not nested_model for item in value):
+                    return with_pydantic(obj)
+            elif type(value) is not nested_model:
+                return with_pydantic(obj)
+        return fields
+
+    return fields_default
+
+
+def _unregistered(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
         if register(type(obj)):
             return default(obj)  # first sight of a qualifying class: now it has a spec
@@ -56,36 +83,18 @@ def default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__qualname__} is not JSON serializable")
 
 
-def _default_naive(obj: Any) -> Any:
-    """:func:`default` for a call without ``OPT_NAIVE_UTC``, where models with
-    plain ``datetime`` fields qualify too."""
-    spec = naive_path_specs.get(type(obj))  # pyright: ignore[reportUnknownArgumentType]
-    if spec is not None:
-        return _fields_or_pydantic(obj, spec)
-    if isinstance(obj, BaseModel):
-        if register(type(obj), naive=True):
-            return _default_naive(obj)
-        return with_pydantic(obj)
+def _unregistered_naive(obj: Any) -> Any:
+    if isinstance(obj, BaseModel) and register(type(obj), naive=True):
+        return _default_naive(obj)
     return default(obj)
 
 
-def _fields_or_pydantic(obj: Any, spec: Spec) -> Any:
-    """The instance's fields for orjson, unless it departs from its class's
-    spec: extra keys in ``__dict__``, or a subclass in a field declared as its
-    base (model_serialization's docstring), which go to pydantic."""
-    fields = obj.__dict__
-    if len(fields) != spec[0]:
-        return with_pydantic(obj)
-    for name, nested_model, many in spec[1]:
-        value = fields[name]
-        if value is None:
-            continue
-        if many:
-            if any(type(item) is not nested_model for item in value):
-                return with_pydantic(obj)
-        elif type(value) is not nested_model:
-            return with_pydantic(obj)
-    return fields
+#: orjson's fallback for the types it does not know: models on the fast path
+#: from their fields, other models through pydantic, ``Decimal`` as a string.
+default = _fields_default(fast_path_specs, _unregistered)
+#: :data:`default` for a call without ``OPT_NAIVE_UTC``, where models with
+#: plain ``datetime`` fields qualify too.
+_default_naive = _fields_default(naive_path_specs, _unregistered_naive)
 
 
 @lru_cache(maxsize=512)
