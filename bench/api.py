@@ -850,7 +850,7 @@ def breakdown(ids: list[int], instance: Path, bodies_file: Path) -> None:
         page = service.list_page(database.session(), query, viewer=None)
         database.session.remove()
         list_pieces: list[tuple[str, Callable[[], object], int]] = [
-            ("  service.list_page() (2 SELECTs, 100 models)", search, 100),
+            ("  service.list_page() (1 SELECT, 100 models)", search, 100),
             ("  dumps_bytes(page)", lambda: dumps_bytes(page), 2_000),
         ]
         list_timings = [(name, per_call(f, repeat)) for name, f, repeat in list_pieces]

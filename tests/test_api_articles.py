@@ -3,6 +3,7 @@ requests, optimistic concurrency, filters, sorting, pagination and query counts.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.exc import DataError
 from app.api.v1 import articles as article_views
 from app.core.error_codes import ErrorCode
 from app.extensions.database import get_database
+from app.models import Article
 from app.services import articles as service
 
 
@@ -294,22 +296,26 @@ def test_list_queries_do_not_grow_with_the_page(api: Api) -> None:
         _make_articles(api, author, 10, tags=["x", "y", "z"])
     with count_queries(api) as large:
         assert len(api.client.get("/api/v1/articles?per_page=30").json["items"]) == 30  # type: ignore[index]
-    assert len(large) == len(small) == 2  # the count, the page with authors and tags
+    assert len(large) == len(small) == 1  # the page with authors, tags and the count
 
 
-def test_the_read_path_and_the_write_path_show_an_article_alike(api: Api) -> None:
-    """The cached read and the list read rows (app/services/article_rows.py),
-    their tags gathered by the database into a JSON array; a write shows the
-    ORM row it wrote (articles.to_out): the same article, tags sorted alike."""
-    author = api.register()
+#: Text that JSON must escape, or that a database's JSON writer could get wrong.
+TRICKY_TEXT = 'He said "hi", \\ back\tslash\nnew line, é 🎉 İ, \u2028 \u001f \u007f </script>'
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [["Zeta", "alpha", 'a "quoted", \\ tag', "émoji 🎉", "x\u001fy"], []],
+    ids=["tags", "none"],
+)
+def test_the_read_path_and_the_write_path_show_an_article_alike(api: Api, tags: list[str]) -> None:
+    """The cached read and the list read JSON the database writes
+    (app/services/article_rows.py); a write shows the ORM row it wrote
+    (articles.to_out): the same article, to the byte, tags sorted alike."""
+    author = api.register(TRICKY_TEXT[:40], email="tricky@example.com")
     written = api.client.post(
         "/api/v1/articles",
-        json={
-            "title": "Alike",
-            "body": "b",
-            "tags": ["Zeta", "alpha", 'a "quoted", \\ tag', "émoji 🎉", "x\u001fy"],
-            "status": "published",
-        },
+        json={"title": TRICKY_TEXT, "body": TRICKY_TEXT * 3, "tags": tags, "status": "published"},
         headers=author.headers,
     )
     assert written.status_code == 201
@@ -317,6 +323,40 @@ def test_the_read_path_and_the_write_path_show_an_article_alike(api: Api) -> Non
     listed = api.client.get(f"/api/v1/articles?author_id={author.id}").json
     assert listed is not None
     assert read.json == written.json == listed["items"][0]
+    assert read.data == written.data
+    assert written.json is not None
+    assert written.json["title"] == TRICKY_TEXT
+    assert written.json["tags"] == sorted(tag.lower() for tag in tags)  # tags are lower-cased
+
+
+def test_the_read_path_writes_whole_seconds_and_microseconds_as_the_write_path(
+    api: Api,
+) -> None:
+    """Timestamps go through the database's text (json_utc): a time on the
+    second and one with microseconds read back as they were written."""
+    author = api.register()
+    first = api.article(author)
+    second = api.article(author)
+    on_the_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with_micros = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    with api.app.app_context():
+        session = get_database().session()
+        for article, moment in ((first, on_the_second), (second, with_micros)):
+            row = session.get(Article, article["id"])
+            assert row is not None
+            row.created_at = row.updated_at = moment
+        session.commit()  # the "cache" commit effect evicts both, as for any write
+    shown = {
+        item["id"]: item["created_at"]
+        for item in api.client.get(f"/api/v1/articles?author_id={author.id}").json["items"]  # type: ignore[index]
+    }
+    assert shown == {
+        first["id"]: "2026-01-02T03:04:05Z",
+        second["id"]: "2026-01-02T03:04:05.000006Z",
+    }
+    read = api.client.get(f"/api/v1/articles/{second['id']}").json
+    assert read is not None
+    assert read["updated_at"] == "2026-01-02T03:04:05.000006Z"
 
 
 # -- tags that lower-casing lengthens ------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, String
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, String, func
 from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
@@ -60,9 +60,9 @@ class Base(DeclarativeBase):
 
 
 class json_array_of(FunctionElement[Any]):  # noqa: N801 - a SQL function, named as one
-    """An aggregate: the group's values as a JSON array, in a string (``NULL``
-    over no rows on MySQL, ``[]`` on SQLite). ``JSON_ARRAYAGG`` on MySQL and
-    MariaDB, ``json_group_array`` on SQLite: one column for a list of values."""
+    """An aggregate: the group's values as a JSON array (``[]`` over no rows).
+    ``JSON_ARRAYAGG`` on MySQL and MariaDB, ``json_group_array`` on SQLite: one
+    column for a list of values, which :func:`json_object` embeds as an array."""
 
     inherit_cache = True
     type = String()
@@ -70,9 +70,31 @@ class json_array_of(FunctionElement[Any]):  # noqa: N801 - a SQL function, named
 
 @compiles(json_array_of, "mysql")
 def _json_arrayagg(element: json_array_of, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"JSON_ARRAYAGG({compiler.process(element.clauses, **kw)})"
+    return f"COALESCE(JSON_ARRAYAGG({compiler.process(element.clauses, **kw)}), JSON_ARRAY())"
 
 
 @compiles(json_array_of, "sqlite")
 def _json_group_array(element: json_array_of, compiler: SQLCompiler, **kw: Any) -> str:
     return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+class json_utc(FunctionElement[str]):  # noqa: N801 - a SQL function, named as one
+    """A :class:`UTCDateTime` column as RFC 3339 text in UTC, with microseconds
+    and ``Z`` (``2026-01-02T03:04:05.000006Z``): what JSON carries of it.
+    ``DATE_FORMAT`` on MySQL; on SQLite, the text SQLAlchemy stored."""
+
+    inherit_cache = True
+    type = String()
+
+
+@compiles(json_utc, "mysql")
+def _date_format(element: json_utc, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return compiler.process(func.date_format(column, "%Y-%m-%dT%H:%i:%s.%fZ"), **kw)
+
+
+@compiles(json_utc, "sqlite")
+def _stored_text(element: json_utc, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLAlchemy stores "YYYY-MM-DD HH:MM:SS.ffffff" (models/base.UTCDateTime: naive UTC).
+    (column,) = element.clauses
+    return compiler.process(func.replace(column, " ", "T").concat("Z"), **kw)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, inspect, select
+from sqlalchemy import Select, inspect, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -50,13 +50,6 @@ from app.schemas.articles import (
     ArticleUpdate,
 )
 from app.services import article_rows
-
-SORTS: dict[str, tuple[Any, ...]] = {
-    "created_at": (Article.created_at.asc(), Article.id.asc()),
-    "-created_at": (Article.created_at.desc(), Article.id.desc()),
-    "title": (Article.title.asc(), Article.id.asc()),
-    "-title": (Article.title.desc(), Article.id.desc()),
-}
 
 NO_SUCH_ARTICLE = "No such article (or a draft that is not yours)"
 #: Whether a write sent ``If-Match``: the tags it accepts, as a callable.
@@ -130,11 +123,12 @@ def may_read(viewer: User | None, status: str, author_id: int) -> bool:
     return status == ArticleStatus.PUBLISHED or is_editor(viewer, author_id)
 
 
-def drafts_visible_to(viewer: User | None) -> list[ColumnElement[bool]]:
-    """:func:`is_editor` as SQL: the conditions that keep the drafts ``viewer`` edits."""
+def drafts_visible_to(viewer: User | None) -> dict[str, object]:
+    """:func:`is_editor` as a page's filters (:func:`article_rows.read_page`):
+    those that keep the drafts ``viewer`` edits."""
     if viewer is not None and viewer.is_admin:
-        return []
-    return [Article.author_id == (viewer.id if viewer is not None else -1)]
+        return {}
+    return {"editor_id": viewer.id if viewer is not None else -1}
 
 
 # -- reads --------------------------------------------------------------------------
@@ -172,19 +166,14 @@ def while_cached(manager: Manager, article: ArticleOut) -> Callable[[], bool] | 
 def list_page(session: Session, query: ArticleQuery, *, viewer: User | None) -> ArticlePage:
     """One page of articles: published ones, or with ``status=draft`` the
     drafts ``viewer`` edits."""
-    conditions: list[ColumnElement[bool]] = []
+    filters: dict[str, object] = {"status": (query.status or ArticleStatus.PUBLISHED).value}
     if query.status == ArticleStatus.DRAFT:
-        conditions.append(Article.status == ArticleStatus.DRAFT.value)
-        conditions.extend(drafts_visible_to(viewer))
-    else:
-        conditions.append(Article.status == ArticleStatus.PUBLISHED.value)
+        filters.update(drafts_visible_to(viewer))
     if query.author_id is not None:
-        conditions.append(Article.author_id == query.author_id)
+        filters["author_id"] = query.author_id
     if query.tag is not None:
-        conditions.append(Article.tags.any(Tag.name == query.tag))
-    items, total = article_rows.read_page(
-        session, query, where=conditions, order_by=SORTS[query.sort]
-    )
+        filters["tag"] = query.tag
+    items, total = article_rows.read_page(session, query, filters=filters, sort=query.sort)
     return ArticlePage.of(items, query, total)
 
 

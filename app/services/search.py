@@ -33,7 +33,8 @@ from app.extensions.search import ArticleIndex, SearchUnavailable
 from app.models import Article, ArticleStatus, Tag
 from app.schemas.articles import ArticleOut
 from app.schemas.search import Highlighted, SearchHit, SearchPage, SearchQuery
-from app.services.articles import SORTS, WITH_RELATIONS, article_fields
+from app.services.article_rows import SORTS
+from app.services.articles import WITH_RELATIONS, article_fields
 from app.services.pagination import page_of
 
 log = logging.getLogger("app.search")
