@@ -244,10 +244,11 @@ def _write_line(
         **fields,
     }
     line = orjson.dumps(entry, default=repr).decode() + console.terminator
+    stream = console.stream
     console.acquire()
     try:
-        console.stream.write(line)
-        console.flush()
+        stream.write(line)
+        stream.flush()  # what console.flush() does, without taking the lock again
     except Exception:  # noqa: BLE001 - as StreamHandler.emit: reported, never raised
         console.handleError(_access_record(args, fields))
     finally:
