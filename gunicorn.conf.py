@@ -8,7 +8,7 @@ app sees it (414, 431, 400) is answered in the error envelope too.
 
 import gunicorn.util
 
-from app.core import gunicorn_errors
+from app.core import access_batch, gunicorn_errors
 from app.core.logging import logging_config
 from app.core.settings import load_settings
 
@@ -41,3 +41,9 @@ logconfig_dict = logging_config(_settings)
 logger_class = "app.core.gunicorn_logger.Logger"
 # A forwarded-for header is trusted only as configured by PROXY_FIX_HOPS in the app.
 forwarded_allow_ips = "127.0.0.1"
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """The access lines still waiting for their batch (app/core/access_batch.py)
+    are written before the worker goes."""
+    access_batch.batch.flush()

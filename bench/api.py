@@ -1209,7 +1209,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         requests = {ITEM: args.requests, LIST: args.list_requests}
         samples, splits = run_rounds(rivals, args.rounds, requests, args.connections)
         memory = worker_memory(list(servers.values()))
-        logged = access_lines(servers[CACHED_PROD])
+    # Counted once the servers have stopped: lines still in a batch are written at exit.
+    logged = access_lines(servers[CACHED_PROD])
     report(args, rivals, samples, splits, memory)
     print(
         f"  ({CACHED_PROD} wrote {logged:,} JSON access lines to its log file;"

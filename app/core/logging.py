@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 from flask import g, request
 
+from app.core import access_batch
 from app.core.request_id import request_id_var
 
 if TYPE_CHECKING:
@@ -232,8 +233,9 @@ def _console_alone() -> logging.StreamHandler[Any] | None:
 def _write_line(
     console: logging.StreamHandler[Any], args: tuple[object, ...], fields: dict[str, Any]
 ) -> None:
-    """The line ``console`` would write for the access record, written without
-    making the record: the same keys in the same order, under its lock."""
+    """The line ``console`` would write for the access record, made without
+    making the record: the same keys in the same order. It is written with
+    others, in one write under the console's lock (:mod:`app.core.access_batch`)."""
     formatter = cast("JSONFormatter", console.formatter)
     entry: dict[str, Any] = {
         "ts": formatter.timestamp(time.time()),
@@ -243,16 +245,7 @@ def _write_line(
         "request_id": request_id_var.get(),
         **fields,
     }
-    line = orjson.dumps(entry, default=repr).decode() + console.terminator
-    stream = console.stream
-    console.acquire()
-    try:
-        stream.write(line)
-        stream.flush()  # what console.flush() does, without taking the lock again
-    except Exception:  # noqa: BLE001 - as StreamHandler.emit: reported, never raised
-        console.handleError(_access_record(args, fields))
-    finally:
-        console.release()
+    access_batch.batch.add(console, orjson.dumps(entry, default=repr).decode() + console.terminator)
 
 
 #: Where access records say they come from, as a logger call would find it.

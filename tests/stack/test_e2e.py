@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -53,6 +54,20 @@ def test_health_and_readiness_through_nginx(stack: Stack) -> None:
         "search": "ok",
         "broker": "ok",
     }
+
+
+def logs_until(
+    stack: Stack, arguments: list[str], check: Callable[[list[str]], bool], seconds: float = 10
+) -> list[str]:
+    """The lines of ``docker compose logs <arguments>``, read again until ``check``
+    holds or ``seconds`` pass: the app writes its access lines in batches
+    (app/core/access_batch.py), up to a fraction of a second after the answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = stack.compose("logs", "--no-color", *arguments).stdout.splitlines()
+        if check(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.2)
 
 
 def test_gunicorn_starts_without_errors(stack: Stack) -> None:
@@ -178,8 +193,10 @@ def test_request_id_security_headers_and_cors_pass_through_nginx(stack: Stack) -
     replaced = stack.request("GET", "/api/v1/health", headers={"X-Request-ID": "bad id!"})
     new_id = replaced.headers["x-request-id"]
     assert new_id != "bad id!"
-    logs = stack.compose("logs", "--no-color", "nginx", "web").stdout
-    assert sum(new_id in line for line in logs.splitlines()) >= 2
+    logs = logs_until(
+        stack, ["nginx", "web"], lambda logs: sum(new_id in line for line in logs) >= 2
+    )
+    assert sum(new_id in line for line in logs) >= 2
 
     origin = stack.env["CORS_ORIGINS"]
     preflight = stack.request(
@@ -201,9 +218,13 @@ def test_the_app_sees_the_client_address_nginx_sees(stack: Stack) -> None:
     """The per-address sign-in throttle keys on the address the app sees: behind
     nginx (PROXY_FIX_HOPS=1) it is nginx's $remote_addr, not nginx's own."""
     stack.request("GET", "/api/v1/health", headers={"X-Request-ID": "stack-addr-1"})
-    lines = stack.compose("logs", "--no-color", "--no-log-prefix", "nginx", "web").stdout
+    lines = logs_until(
+        stack,
+        ["--no-log-prefix", "nginx", "web"],
+        lambda logs: sum("stack-addr-1" in line for line in logs) >= 2,
+    )
     seen = {}
-    for line in lines.splitlines():
+    for line in lines:
         if "stack-addr-1" in line and line.lstrip().startswith("{"):
             entry = json.loads(line)
             seen[entry["logger"]] = entry["remote_addr"]
