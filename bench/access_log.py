@@ -1,24 +1,32 @@
-"""What the access log costs under gunicorn: the cached app at WARNING and at
-its production logging (INFO, JSON lines to a file), side by side.
+"""What the access log costs under gunicorn, and what its batches save.
 
-    PYTHONPATH=. .venv/bin/python -m bench.access_log      # about 3 minutes
+    PYTHONPATH=. .venv/bin/python -m bench.access_log      # about 4 minutes
 
-Two servers from ``bench.api`` (the same database, Redis, gunicorn config and
-load generator), each serving ``GET /api/v1/articles/{id}`` over 100 ids from
-its snapshots, in interleaved rounds. It prints each round's server CPU per
-request and req/s, and the ratios of the medians: the access line's cost in a
-threaded worker, which a single-threaded timing does not show.
+1. Two servers from ``bench.api`` (the same database, Redis, gunicorn config
+   and load generator), the cached app at WARNING and at its production
+   logging (INFO, JSON lines to a file), each serving ``GET
+   /api/v1/articles/{id}`` over 100 ids from its snapshots, in interleaved
+   rounds: server CPU per request and req/s, and the ratios of the medians.
+2. In this process, 4 threads (a gthread worker's) writing 20,000 access lines
+   each to a file, side by side in interleaved rounds: one ``write`` per line
+   under the handler's lock, as ``logging.StreamHandler`` writes a record, and
+   the app's batches (``app/core/access_batch.py``). It prints CPU time per line.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
+from app.core import access_batch
 from bench import api
 
 SERVERS = {"WARNING": {}, "INFO, JSON lines": api.PRODUCTION_LOGGING}
@@ -66,7 +74,8 @@ def main() -> None:
                         watch=(server.pids(), database),
                     )
                 )
-        lines = api.access_lines(servers["INFO, JSON lines"])
+    # Counted once the servers have stopped: lines still in a batch are written at exit.
+    lines = api.access_lines(servers["INFO, JSON lines"])
     cpu = {n: statistics.median(s.server_cpu for s in v) for n, v in samples.items()}
     rps = {n: statistics.median(s.rps for s in v) for n, v in samples.items()}
     for name, values in samples.items():
@@ -79,6 +88,57 @@ def main() -> None:
         f"INFO / WARNING: server CPU {cpu['INFO, JSON lines'] / cpu['WARNING']:.2f}x,"
         f" req/s {rps['INFO, JSON lines'] / rps['WARNING']:.2f}x;"
         f" {lines:,} access lines written"
+    )
+
+    threaded(work / "threads.log", options.rounds)
+
+
+LINE = (
+    '{"ts":"2026-12-03T12:00:00.000+00:00","level":"INFO","logger":"app.access",'
+    '"message":"GET /api/v1/articles/1 200 0.12ms 488B 127.0.0.1","request_id":'
+    '"0123456789abcdef0123456789abcdef","method":"GET","path":"/api/v1/articles/1",'
+    '"status":200,"duration_ms":0.12,"bytes":488,"remote_addr":"127.0.0.1"}\n'
+)
+
+
+def threaded(path: Path, rounds: int, threads: int = 4, lines: int = 20_000) -> None:
+    """CPU per line of 4 threads writing access lines to one file, both ways."""
+    with path.open("a", encoding="utf-8") as stream:
+        handler = logging.StreamHandler(stream)
+
+        def per_line() -> None:
+            for _ in range(lines):
+                handler.acquire()
+                try:
+                    stream.write(LINE)
+                    stream.flush()
+                finally:
+                    handler.release()
+
+        def batched() -> None:
+            for _ in range(lines):
+                access_batch.batch.add(handler, LINE)
+
+        rivals: dict[str, Callable[[], None]] = {"one write per line": per_line, "batches": batched}
+        cpu: dict[str, list[float]] = {name: [] for name in rivals}
+        for number in range(rounds):
+            names = list(rivals)[number % 2 :] + list(rivals)[: number % 2]
+            for name in names:
+                started = time.process_time()
+                workers = [threading.Thread(target=rivals[name]) for _ in range(threads)]
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+                access_batch.batch.flush()
+                cpu[name].append((time.process_time() - started) / (threads * lines))
+    median = {name: statistics.median(values) for name, values in cpu.items()}
+    print(f"in process, {threads} threads, {lines:,} lines each, {rounds} rounds: CPU per line")
+    for name, value in median.items():
+        rounds_text = ", ".join(f"{v * 1e6:.1f}" for v in cpu[name])
+        print(f"  {name:<20} {value * 1e6:6.2f} us  (rounds: {rounds_text})")
+    print(
+        f"  one write per line / batches: {median['one write per line'] / median['batches']:.2f}x"
     )
 
 
