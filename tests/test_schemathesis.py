@@ -90,10 +90,18 @@ def _document() -> dict[str, Any]:
 #: Invalid data may also be refused as too large: a body over ``maxLength`` in
 #: characters of four UTF-8 bytes each is over ``MAX_CONTENT_LENGTH`` in bytes,
 #: and its ``413`` (docs/api.md, "Errors") is a rejection like the others.
-_DEFAULTS = SchemathesisConfig().projects.default.checks.negative_data_rejection
-REJECTIONS = [*_DEFAULTS.expected_statuses, "413"]
+_DEFAULTS = SchemathesisConfig().projects.default.checks
+REJECTIONS = [*_DEFAULTS.negative_data_rejection.expected_statuses, "413"]
+#: Valid data may meet a precondition that fails: a well-formed ``If-Match``
+#: that is not the article's ETag is a ``412`` (docs/api.md, "Articles").
+ACCEPTANCES = [*_DEFAULTS.positive_data_acceptance.expected_statuses, "412"]
 CONFIG = SchemathesisConfig.from_dict(
-    {"checks": {"negative_data_rejection": {"expected-statuses": REJECTIONS}}}
+    {
+        "checks": {
+            "negative_data_rejection": {"expected-statuses": REJECTIONS},
+            "positive_data_acceptance": {"expected-statuses": ACCEPTANCES},
+        }
+    }
 )
 schema = schemathesis.openapi.from_dict(_document(), config=CONFIG)
 schema.app = CURRENT_APP
@@ -165,8 +173,11 @@ def test_api_signed_in(case: Case, bearer: dict[str, str]) -> None:
     case.call_and_validate(headers=bearer)
 
 
-def test_a_body_too_large_counts_as_rejected_invalid_data() -> None:
-    """The negative-data check takes a 413 as a rejection, on top of its defaults."""
-    rejection = schema.config.checks.negative_data_rejection
-    assert "413" in rejection.expected_statuses
-    assert set(_DEFAULTS.expected_statuses) < set(rejection.expected_statuses)
+def test_a_body_too_large_and_a_failed_precondition_are_expected_answers() -> None:
+    """The negative-data check takes a 413 as a rejection, and the positive-data
+    check a 412 as an answer, on top of their defaults."""
+    checks = schema.config.checks
+    rejected = set(checks.negative_data_rejection.expected_statuses)
+    accepted = set(checks.positive_data_acceptance.expected_statuses)
+    assert set(_DEFAULTS.negative_data_rejection.expected_statuses) | {"413"} == rejected
+    assert set(_DEFAULTS.positive_data_acceptance.expected_statuses) | {"412"} == accepted
