@@ -21,7 +21,7 @@ so on, and reads its settings from the same environment variables as the app
   Flask-Caching's ``@cache.cached()`` (``CACHE_TYPE="RedisCache"`` on
   ``REDIS_URL``, its own key prefix, 600 s as the app's Redis TTL): a hit is one
   Redis ``GET`` and unpickling the cached response.
-* :func:`make_floor`: ``GET /articles`` only: the app's three ``SELECT``s sent
+* :func:`make_floor`: ``GET /articles`` only: the app's former three ``SELECT``s sent
   with PyMySQL on one autocommit connection per thread, written by orjson. The
   floor of what the list page costs a Python WSGI app on this driver.
 * :func:`make_bare`: a bare WSGI callable returning, for each path, the bytes the
@@ -246,11 +246,12 @@ def _query_int(query: dict[str, list[str]], name: str, default: int) -> int:
 
 
 def make_floor() -> WSGIApp:
-    """``GET /api/v1/articles``: the app's three ``SELECT``s (count, the page with
+    """``GET /api/v1/articles``: the app's former three ``SELECT``s (count, the page with
     its author joined, the page's tags; less two columns nothing reads) sent
     with PyMySQL on one connection per thread (autocommit: no pool, no pre-ping,
     no ``ROLLBACK``), the rows turned into dicts and written by orjson. The
-    least a Python WSGI app can do for this page: the floor of its cost."""
+    least a Python WSGI app can do for this page reading its plain columns;
+    the app reads one JSON string per row instead (app/services/article_rows.py)."""
     settings = load_settings()
     url = make_url(settings.resolved_database_url)
     local = threading.local()

@@ -1,8 +1,9 @@
 """Access lines written in batches, as nginx's ``access_log ... buffer= flush=``.
 
-One ``write`` per line lets go of the GIL once per request, and in a threaded
-gunicorn worker the other threads take it each time: under load that cost
-more than the line itself (``bench/access_log.py``, docs/performance.md). So
+With one ``write`` per line under the handler's lock, a threaded gunicorn
+worker's threads queue on that lock while one of them is in the system call:
+4 threads spent 2.5x the CPU per line that batches cost (``bench/access_log.py``,
+docs/performance.md). So
 the direct access line (:func:`app.core.logging.log_access`) waits here and
 reaches its stream:
 
