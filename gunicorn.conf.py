@@ -17,7 +17,9 @@ _settings = load_settings()
 bind = _settings.gunicorn_bind
 workers = _settings.gunicorn_workers
 threads = _settings.gunicorn_threads
-worker_class = "gthread"
+# gunicorn's gthread worker, accepting only while a thread is free, so that
+# connections arriving together spread over the workers (app/core/gunicorn_worker.py).
+worker_class = "app.core.gunicorn_worker.Worker"
 timeout = _settings.gunicorn_timeout
 graceful_timeout = _settings.gunicorn_timeout
 keepalive = 5

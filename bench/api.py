@@ -14,7 +14,8 @@ and flushes and uses Redis database 13 (``BENCH_API_DATABASE_URL`` and ``BENCH_A
 elsewhere; the database ``test``, the test suite's, is refused).
 
 Nine servers run at once, each under gunicorn with ``gunicorn.conf.py`` (2
-workers, gthread x 4 threads, unless told otherwise; ``APP_ENV=production``,
+workers, its gthread worker (``app.core.gunicorn_worker.Worker``, which accepts
+only while a thread is free) x 4 threads, unless told otherwise; ``APP_ENV=production``,
 ``LOG_LEVEL=WARNING`` unless said below, so the app writes no access log line, as
 the rivals write none; ``--max-requests 0`` so no worker restarts in the middle of
 a round), on their own loopback ports. stdout and stderr of each go to a log file:
@@ -1192,7 +1193,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     print(_versions())
     print(f"code: {tree_state()}")
     print(
-        f"gunicorn, {args.workers} workers per server: gthread x {args.threads} threads,"
+        f"gunicorn, {args.workers} workers per server: gthread x {args.threads} threads"
+        " (app.core.gunicorn_worker.Worker),"
         f" or {UVICORN_WORKER} (uvicorn {uvicorn.__version__}, its event loop and HTTP parser"
         f" '{uvicorn_loop_and_http()}') for FastAPI {fastapi.__version__};"
         f" {args.connections} keep-alive connections from this process"

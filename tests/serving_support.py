@@ -48,10 +48,10 @@ def wait_for(port: int, process: subprocess.Popen[str], seconds: float = 30) -> 
 
 @contextmanager
 def gunicorn(
-    tmp_path: Path, port: int, *, env: dict[str, str] | None = None
+    tmp_path: Path, port: int, *, env: dict[str, str] | None = None, app: str = "app.wsgi:app"
 ) -> Iterator[list[str]]:
-    """gunicorn with gunicorn.conf.py on ``port``, ``env`` over its settings;
-    once stopped, the list holds its stderr (the JSON log lines)."""
+    """gunicorn with gunicorn.conf.py serving ``app`` on ``port``, ``env`` over
+    its settings; once stopped, the list holds its stderr (the JSON log lines)."""
     settings = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -64,7 +64,7 @@ def gunicorn(
         **(env or {}),
     }
     process = subprocess.Popen(
-        GUNICORN,
+        [*GUNICORN[:-1], app],
         cwd=tmp_path,
         env=settings,
         stdout=subprocess.PIPE,
