@@ -6,7 +6,8 @@
    and load generator), the cached app at WARNING and at its production
    logging (INFO, JSON lines to a file), each serving ``GET
    /api/v1/articles/{id}`` over 100 ids from its snapshots, in interleaved
-   rounds: server CPU per request and req/s, and the ratios of the medians.
+   rounds (``--rounds 5``, each server ``--seconds 3`` a round): server CPU per
+   request and req/s, and the ratios of the medians.
 2. In this process, 4 threads (a gthread worker's) writing 20,000 access lines
    each to a file, side by side in interleaved rounds: one ``write`` per line
    under the handler's lock, as ``logging.StreamHandler`` writes a record, and
@@ -35,7 +36,9 @@ SERVERS = {"WARNING": {}, "INFO, JSON lines": api.PRODUCTION_LOGGING}
 def main() -> None:
     parser = argparse.ArgumentParser(description="The access log's cost under gunicorn.")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=6000, help="per round and server")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="per round and server, after a tenth more"
+    )
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-access-log-"))
     ids = api.prepare_database(work / "instance")
@@ -56,21 +59,20 @@ def main() -> None:
             for name, s in servers.items()
         }
         for name, server in servers.items():  # every id into every worker's snapshots
-            api.drive(server.port, targets[name], 2000, 0, 8)
+            api.drive(server.port, targets[name], 8, requests=2000)
         samples: dict[str, list[api.Sample]] = {name: [] for name in servers}
         database = api.database_pids()
         names = list(servers)
         for number in range(options.rounds):
             for name in names[number % 2 :] + names[: number % 2]:
                 server = servers[name]
-                warmup = options.requests // 10
                 samples[name].append(
                     api.drive(
                         server.port,
                         targets[name],
-                        options.requests + warmup,
-                        warmup,
                         8,
+                        seconds=options.seconds,
+                        warmup=options.seconds / 10,
                         watch=(server.pids(), database),
                     )
                 )

@@ -1,10 +1,11 @@
 """The HTTP API under gunicorn, on MariaDB and Redis, against its rivals, in one run.
 
-    PYTHONPATH=. .venv/bin/python -m bench.api            # the full run, about 5.5 minutes
+    PYTHONPATH=. .venv/bin/python -m bench.api            # the full run, about 7 minutes
     PYTHONPATH=. .venv/bin/python -m bench.api --quick    # a sanity run, about 2 minutes
 
-(the defaults are ``--rounds 7 --requests 3000 --list-requests 300``; ``--quick``
-is 2 rounds of 600 and 60).
+(the defaults are ``--rounds 10 --seconds 1.5``: every rival runs for 1.5 s a
+round, as wrk's ``-d`` would, after 0.15 s of warm-up; ``--quick`` is 2 rounds of
+0.3 s).
 
 Needs MariaDB on 127.0.0.1:3306 (user ``root``, no password) and Redis on
 127.0.0.1:6379. It rebuilds the database ``bench_api`` on every run (dropped,
@@ -55,8 +56,8 @@ ids (each in every cache after the warm-up) or ask for
 each cached rival's keys are in Redis and that 500 of its reads move MariaDB's
 ``Com_select`` counter by (next to) nothing; stock Flask's 500 move it by about
 1,000 (the counter counts every client of MariaDB: others show as noise). Each round
-runs every rival once, in an order rotated from round to round, on fresh
-connections, after a warm-up of 10 % of the requests; figures are medians over
+runs every rival once for the same time, in an order rotated from round to round,
+on fresh connections, after a warm-up of a tenth of that time; figures are medians over
 rounds, with the lowest and highest round. Beside throughput and latency it
 reports CPU per request, read from ``/proc`` over the timed part of each run: the
 server's (gunicorn master and workers), MariaDB's (when its process is visible),
@@ -514,37 +515,57 @@ def request_bytes(port: int, path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n\r\n".encode()
 
 
+def _open(port: int, selector: selectors.BaseSelector) -> _Connection:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    connection = _Connection(sock, port)
+    selector.register(sock, selectors.EVENT_READ, connection)
+    return connection
+
+
+def _cpu_mark(watch: tuple[list[int], list[int]]) -> tuple[float, float, float, float]:
+    """Now, and the CPU seconds so far of the server, of MariaDB and of this process."""
+    server_pids, database = watch
+    return time.perf_counter(), process_cpu(server_pids), process_cpu(database), own_cpu()
+
+
 def drive(
     port: int,
     targets: list[Target],
-    total: int,
-    warmup: int,
     connections: int,
     *,
+    requests: int = 0,
+    seconds: float = 0.0,
+    warmup: float = 0,
     watch: tuple[list[int], list[int]] = ([], []),
     probe: Callable[[], None] | None = None,
 ) -> Sample:
-    """Send ``total`` requests over ``connections`` keep-alive connections, one in
-    flight on each, rotating over ``targets``. The first ``warmup`` answers are not
-    counted: throughput, latencies and CPU (of the ``watch`` pids: the server's,
-    MariaDB's) are measured from the last of them to the last answer. ``probe``
-    is called once, when the last warm-up answer is in (before the timed part
-    starts: its own cost is not timed)."""
-    server_pids, database = watch
+    """Keep one request in flight on each of ``connections`` keep-alive
+    connections, rotating over ``targets``, for ``requests`` answers after the
+    first ``warmup`` answers; or, with ``seconds``, for ``seconds`` after the
+    first ``warmup`` seconds, as wrk's ``-d`` does (the requests still in flight
+    when the time is up are awaited, and count). Throughput, latencies and CPU
+    (of the ``watch`` pids: the server's, MariaDB's) are measured from the end of
+    the warm-up to the last answer. ``probe`` is called once, when the warm-up
+    ends (before the timed part starts: its own cost is not timed)."""
+    if (requests > 0) == (seconds > 0):
+        raise ValueError("drive() takes requests or seconds")
     selector = selectors.DefaultSelector()
-    issued = completed = 0
+    issued = completed = in_flight = 0
     latencies: list[float] = []
-    mark = (time.perf_counter(), process_cpu(server_pids), process_cpu(database), own_cpu())
+    began = time.perf_counter()
+    mark = _cpu_mark(watch)
+    warming = warmup > 0
+    # When no request may be sent any more: a count of requests, or a time.
+    last_request = int(warmup) + requests if requests else 0
+    ends = began + warmup + seconds
     try:
-        for _ in range(min(connections, total)):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setblocking(False)
-            connection = _Connection(sock, port)
-            selector.register(sock, selectors.EVENT_READ, connection)
-            connection.send(*targets[issued % len(targets)])
+        for _ in range(connections if seconds else min(connections, last_request)):
+            _open(port, selector).send(*targets[issued % len(targets)])
             issued += 1
-        while completed < total:
+            in_flight += 1
+        while in_flight:
             events = selector.select(timeout=30)
             if not events:
                 raise TimeoutError(f"no answer on port {port} for 30 s")
@@ -553,24 +574,23 @@ def drive(
                 if not connection.feed():
                     continue
                 completed += 1
-                if completed > warmup:
-                    latencies.append(time.perf_counter() - connection.started)
-                elif completed == warmup:
+                in_flight -= 1
+                now = time.perf_counter()
+                if not warming:
+                    latencies.append(now - connection.started)
+                elif completed >= warmup if requests else now >= began + warmup:
+                    warming = False
                     if probe is not None:
                         probe()
-                    mark = (
-                        time.perf_counter(),
-                        process_cpu(server_pids),
-                        process_cpu(database),
-                        own_cpu(),
-                    )
-                if issued < total:
+                    mark = _cpu_mark(watch)
+                    ends = mark[0] + seconds
+                if issued < last_request if requests else warming or now < ends:
                     connection.send(*targets[issued % len(targets)])
                     issued += 1
-        elapsed = time.perf_counter() - mark[0]
-        server_cpu = process_cpu(server_pids) - mark[1]
-        database_cpu = process_cpu(database) - mark[2]
-        client_cpu = own_cpu() - mark[3]
+                    in_flight += 1
+        elapsed, server_cpu, database_cpu, client_cpu = (
+            after - before for after, before in zip(_cpu_mark(watch), mark, strict=True)
+        )
     finally:
         for key in list(selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
@@ -631,8 +651,10 @@ Splits = dict[tuple[str, str], list[str]]
 
 
 def run_rounds(
-    rivals: list[Rival], rounds: int, requests: dict[str, int], connections: int
+    rivals: list[Rival], rounds: int, seconds: float, connections: int
 ) -> tuple[Samples, Splits]:
+    """Each round runs every rival for ``seconds``, after a tenth of that as
+    warm-up, in an order rotated from round to round."""
     samples: Samples = {(r.endpoint, r.name): [] for r in rivals}
     splits: Splits = {(r.endpoint, r.name): [] for r in rivals}
     database = database_pids()
@@ -640,10 +662,6 @@ def run_rounds(
         started = time.perf_counter()
         shift = number % len(rivals)
         for rival in rivals[shift:] + rivals[:shift]:
-            # A warm list page is served as fast as an article: as many requests.
-            total = requests[ITEM if rival.name in WARM_LISTS else rival.endpoint]
-            warmup = total // 10
-            watch = (rival.server.pids(), database)
             key = (rival.endpoint, rival.name)
 
             def probe(server: Server = rival.server, key: tuple[str, str] = key) -> None:
@@ -653,10 +671,10 @@ def run_rounds(
             sample = drive(
                 rival.server.port,
                 rival.targets,
-                total + warmup,
-                warmup,
                 connections,
-                watch=watch,
+                seconds=seconds,
+                warmup=seconds / 10,
+                watch=(rival.server.pids(), database),
                 probe=probe,
             )
             samples[key].append(sample)
@@ -939,17 +957,18 @@ def uvicorn_loop_and_http() -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the HTTP API under gunicorn.")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=3000, help=f"per round, {ITEM}")
-    parser.add_argument("--list-requests", type=int, default=300, help=f"per round, {LIST}")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--seconds", type=float, default=1.5, help="per rival and round, after a tenth more"
+    )
     parser.add_argument("--connections", type=int, default=8, help="keep-alive, one in flight")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 600 and 60 requests")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 0.3 s")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false")
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.requests, args.list_requests = 2, 600, 60
+        args.rounds, args.seconds = 2, 0.3
     return args
 
 
@@ -1000,8 +1019,6 @@ def make_servers(env: dict[str, str], work: Path) -> dict[str, Server]:
 #: The item rivals, then the list rivals (as named in the list's table: the
 #: server's name, or for the app's two servers the names below).
 ITEM_RIVALS = [CACHED_PROD, CACHED, UNCACHED, STOCK, FLASK_CACHING, FASTAPI_CACHE, FSFT, BARE]
-#: The list rivals served from the app's cache once warm.
-WARM_LISTS = {APIFLASK, APIFLASK_PROD}
 LIST_RIVALS = {
     APIFLASK: CACHED,
     APIFLASK_PROD: CACHED_PROD,
@@ -1100,7 +1117,7 @@ def check_cache_hits(rivals: list[Rival], connections: int, reads: int = 500) ->
         rival = by_name[name]
         keys = sum(1 for _ in client.scan_iter(match=pattern, count=1000)) if pattern else 0
         before = mariadb_selects()
-        drive(rival.server.port, rival.targets, reads, 0, connections)
+        drive(rival.server.port, rival.targets, connections, requests=reads)
         selects = mariadb_selects() - before
         where = f"{keys:4} keys in Redis ({pattern})" if pattern else "no cache"
         print(
@@ -1145,9 +1162,8 @@ def report(
     memory: Memory,
 ) -> None:
     print(
-        f"\n{args.rounds} rounds; per round and rival {args.requests:,} requests of {ITEM}"
-        f" (over {IDS} ids) or {args.list_requests:,} of {LIST} (the app's cached list:"
-        f" {args.requests:,}), after 10 % more as warm-up;"
+        f"\n{args.rounds} rounds; per round and rival {args.seconds:g} s of {ITEM}"
+        f" (over {IDS} ids) or of {LIST}, after {args.seconds / 10:g} s of warm-up;"
         " medians over rounds. CPU: per request; client: this process, share of one core;"
         " RSS: per gunicorn worker after the run, median/max"
     )
@@ -1206,10 +1222,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
         print("  warm-up: every id through every worker of every server", flush=True)
         for rival in rivals:
             warm_up = max(40, 20 * len(rival.targets))
-            drive(rival.server.port, rival.targets, warm_up, 0, args.connections)
+            drive(rival.server.port, rival.targets, args.connections, requests=warm_up)
         check_cache_hits(rivals, args.connections)
-        requests = {ITEM: args.requests, LIST: args.list_requests}
-        samples, splits = run_rounds(rivals, args.rounds, requests, args.connections)
+        samples, splits = run_rounds(rivals, args.rounds, args.seconds, args.connections)
         memory = worker_memory(list(servers.values()))
     # Counted once the servers have stopped: lines still in a batch are written at exit.
     logged = access_lines(servers[CACHED_PROD])
