@@ -89,7 +89,8 @@ def main() -> None:
     print(
         f"INFO / WARNING: server CPU {cpu['INFO, JSON lines'] / cpu['WARNING']:.2f}x,"
         f" req/s {rps['INFO, JSON lines'] / rps['WARNING']:.2f}x;"
-        f" {lines:,} access lines written"
+        f" {lines:,} access lines written for the"
+        f" {api.ANSWERS[servers['INFO, JSON lines'].port]:,} answers sent"
     )
 
     threaded(work / "threads.log", options.rounds)

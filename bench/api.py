@@ -83,6 +83,7 @@ tables (the article read; the list page):
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
 import http.client
@@ -343,11 +344,17 @@ def serving(servers: list[Server]) -> Iterator[None]:
             server.stop()
 
 
+#: The answers each port has sent this process: for the production-logging
+#: app, the access lines its log file must hold.
+ANSWERS: collections.Counter[int] = collections.Counter()
+
+
 def fetch(port: int, path: str) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
+        ANSWERS[port] += 1
         return response.status, response.read()
     finally:
         connection.close()
@@ -595,6 +602,7 @@ def drive(
         for key in list(selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         selector.close()
+    ANSWERS[port] += completed
     latencies.sort()
     counted = len(latencies)
     return Sample(
@@ -1230,7 +1238,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     logged = access_lines(servers[CACHED_PROD])
     report(args, rivals, samples, splits, memory)
     print(
-        f"  ({CACHED_PROD} wrote {logged:,} JSON access lines to its log file;"
+        f"  ({CACHED_PROD} wrote {logged:,} JSON access lines to its log file for the"
+        f" {ANSWERS[servers[CACHED_PROD].port]:,} answers it sent;"
         f" {CACHED} wrote {access_lines(servers[CACHED])})"
     )
     if args.breakdown:
