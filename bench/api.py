@@ -14,7 +14,7 @@ command with 20 users and 1,000 articles, about two thirds of them published)
 and flushes and uses Redis database 13 (``BENCH_API_DATABASE_URL`` and ``BENCH_API_REDIS_URL`` point
 elsewhere; the database ``test``, the test suite's, is refused).
 
-Nine servers run at once, each under gunicorn with ``gunicorn.conf.py`` (2
+Ten servers run at once, each under gunicorn with ``gunicorn.conf.py`` (2
 workers, its gthread worker (``app.core.gunicorn_worker.Worker``, which accepts
 only while a thread is free) x 4 threads, unless told otherwise; ``APP_ENV=production``,
 ``LOG_LEVEL=WARNING`` unless said below, so the app writes no access log line, as
@@ -40,7 +40,9 @@ a round), on their own loopback ports. stdout and stderr of each go to a log fil
   ``response_model`` (``bench.api_fastapi:make_fsft()``);
 * ``PyMySQL + orjson (floor)``: the list page only: the app's three ``SELECT``s
   sent with the raw driver, written by orjson (``bench.api_rivals:make_floor()``);
-* ``bare WSGI``: the bytes the app returned, served as they are (the ceiling).
+* ``bare WSGI``: the bytes the app returned, served as they are (the ceiling);
+* ``bare WSGI, the app's headers``: the same, for the article reads, with the
+  headers the app sent for each (``make_bare(with_headers=True)``).
 
 The two FastAPI servers run ``--worker-class uvicorn_worker.UvicornWorker`` (the
 same config otherwise); uvicorn picks its event loop and HTTP parser (uvloop and
@@ -153,6 +155,7 @@ FASTAPI_CACHE = "FastAPI + fastapi-cache2 (Redis)"
 FSFT = "FastAPI, FSFT-style, no cache"
 FLOOR = "PyMySQL + orjson (floor)"
 BARE = "bare WSGI (ceiling)"
+BARE_HEADERS = "bare WSGI, the app's headers"
 APIFLASK = "APIFlask, cached"
 APIFLASK_PROD = "APIFlask, cached, production logging"
 APIFLASK_UNCACHED = "APIFlask, uncached"
@@ -342,6 +345,21 @@ def serving(servers: list[Server]) -> Iterator[None]:
     finally:
         for server in servers:
             server.stop()
+
+
+def fetch_headers(port: int, path: str) -> list[tuple[str, str]]:
+    """The headers the server answers ``path`` with, less the three gunicorn
+    writes itself (``Server``, ``Date``, ``Connection``)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        ANSWERS[port] += 1
+        own = {"server", "date", "connection"}
+        return [(name, value) for name, value in response.getheaders() if name.lower() not in own]
+    finally:
+        connection.close()
 
 
 #: The answers each port has sent this process: for the production-logging
@@ -1002,6 +1020,7 @@ def server_env(args: argparse.Namespace, work: Path) -> dict[str, str]:
         "GUNICORN_WORKERS": str(args.workers),
         "GUNICORN_THREADS": str(args.threads),
         "BENCH_BARE_BODIES": str(work / "bodies.json"),
+        "BENCH_BARE_HEADERS": str(work / "headers.json"),
         "BENCH_FASTAPI_CACHE_PREFIX": api_fastapi.FASTAPI_CACHE_PREFIX,
     }
 
@@ -1020,13 +1039,24 @@ def make_servers(env: dict[str, str], work: Path) -> dict[str, Server]:
         server(FSFT, "bench.api_fastapi:make_fsft()", worker_class=UVICORN_WORKER),
         server(FLOOR, "bench.api_rivals:make_floor()"),
         server(BARE, "bench.api_rivals:make_bare()"),
+        server(BARE_HEADERS, "bench.api_rivals:make_bare(with_headers=True)"),
     ]
     return {s.name: s for s in servers}
 
 
 #: The item rivals, then the list rivals (as named in the list's table: the
 #: server's name, or for the app's two servers the names below).
-ITEM_RIVALS = [CACHED_PROD, CACHED, UNCACHED, STOCK, FLASK_CACHING, FASTAPI_CACHE, FSFT, BARE]
+ITEM_RIVALS = [
+    CACHED_PROD,
+    CACHED,
+    UNCACHED,
+    STOCK,
+    FLASK_CACHING,
+    FASTAPI_CACHE,
+    FSFT,
+    BARE,
+    BARE_HEADERS,
+]
 LIST_RIVALS = {
     APIFLASK: CACHED,
     APIFLASK_PROD: CACHED_PROD,
@@ -1041,7 +1071,7 @@ LIST_RIVALS = {
 def start(servers: dict[str, Server], ids: list[int], work: Path) -> list[Rival]:
     """Start the servers, check that every rival serves the same data, list the rivals."""
     item_paths = [f"/api/v1/articles/{article_id}" for article_id in ids]
-    first = [s for name, s in servers.items() if name != BARE]
+    first = [s for name, s in servers.items() if name not in {BARE, BARE_HEADERS}]
     for server in first:
         server.start()
     for server in first:
@@ -1050,9 +1080,13 @@ def start(servers: dict[str, Server], ids: list[int], work: Path) -> list[Rival]
     (work / "bodies.json").write_bytes(
         orjson.dumps({path: body.decode() for path, body in bodies.items()})
     )
-    bare = servers[BARE]
-    bare.start()
-    bare.wait_ready(item_paths[0])
+    (work / "headers.json").write_bytes(
+        orjson.dumps({path: fetch_headers(servers[CACHED].port, path) for path in item_paths})
+    )
+    for bare in (servers[BARE], servers[BARE_HEADERS]):
+        bare.start()
+    for bare in (servers[BARE], servers[BARE_HEADERS]):
+        bare.wait_ready(item_paths[0])
     sizes = sorted(len(bodies[path]) for path in item_paths)
     print(
         f"  bodies: an article {sizes[0]:,}-{sizes[-1]:,} bytes (median {sizes[len(sizes) // 2]:,}),"
@@ -1072,6 +1106,7 @@ def start(servers: dict[str, Server], ids: list[int], work: Path) -> list[Rival]
         FSFT: same(FSFT, same_bytes=False),
         FLOOR: same(FLOOR, same_bytes=False, paths=[LIST_PATH]),
         BARE: same(BARE, same_bytes=True),
+        BARE_HEADERS: same(BARE_HEADERS, same_bytes=True, paths=item_paths),
     }
 
     def targets(server: Server, paths: list[str]) -> list[Target]:
@@ -1148,6 +1183,14 @@ COMPARISONS = [
     Comparison("cached, production logging / Flask-Caching", ITEM, CACHED_PROD, FLASK_CACHING, 1.5),
     Comparison("cached, production logging / fastapi-cache2", ITEM, CACHED_PROD, FASTAPI_CACHE, 2),
     Comparison("cached, production logging / bare WSGI", ITEM, CACHED_PROD, BARE, 0.7),
+    Comparison(
+        "cached, production logging / bare WSGI, the app's headers",
+        ITEM,
+        CACHED_PROD,
+        BARE_HEADERS,
+        None,
+    ),
+    Comparison("bare WSGI, the app's headers / bare WSGI", ITEM, BARE_HEADERS, BARE, None),
     Comparison("cached / uncached (both WARNING)", ITEM, CACHED, UNCACHED, 2),
     Comparison("cached / stock Flask (both WARNING)", ITEM, CACHED, STOCK, 1.5),
     Comparison("uncached / stock Flask", ITEM, UNCACHED, STOCK, 1.5),

@@ -337,17 +337,26 @@ def make_floor() -> WSGIApp:
 # -- the bare WSGI ceiling ------------------------------------------------------------
 
 
-def make_bare(bodies_file: str | None = None) -> WSGIApp:
-    """Serve, per path (with its query string), the bytes stored for it."""
+def make_bare(bodies_file: str | None = None, *, with_headers: bool = False) -> WSGIApp:
+    """Serve, per path (with its query string), the bytes stored for it, with a
+    ``Content-Type`` and ``Content-Length``; ``with_headers``: with the headers
+    the app sent for that path instead (``BENCH_BARE_HEADERS``: its request id
+    the same on every answer), for the item paths only."""
     path = Path(bodies_file or os.environ["BENCH_BARE_BODIES"])
     stored: dict[str, str] = orjson.loads(path.read_bytes())
+    sent: dict[str, list[tuple[str, str]]] = {}
+    if with_headers:
+        raw = orjson.loads(Path(os.environ["BENCH_BARE_HEADERS"]).read_bytes())
+        sent = {target: [(name, value) for name, value in pairs] for target, pairs in raw.items()}
     table: dict[str, tuple[bytes, list[tuple[str, str]]]] = {}
     for target, text in stored.items():
         body = text.encode()
-        table[target] = (
-            body,
-            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-        )
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if with_headers:
+            if target not in sent:
+                continue
+            headers = sent[target]
+        table[target] = (body, headers)
     not_found = [("Content-Type", "application/json"), ("Content-Length", "2")]
 
     def bare(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
