@@ -8,6 +8,7 @@ reads ``app.settings``.
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -156,6 +157,26 @@ class Settings(BaseSettings):
     #: Largest frame a client may send, in bytes; a larger one closes the connection with 1009.
     realtime_max_client_frame: Annotated[int, Field(ge=125, le=1_048_576)] = 4096
 
+    # -- email (docs/accounts.md) -------------------------------------------
+    #: The email flows (verification, password reset). Empty means on wherever
+    #: mail can go out: with ``SMTP_HOST`` set, or outside production, where
+    #: each message is written to the log. ``true`` in production without
+    #: ``SMTP_HOST`` is refused at start-up.
+    email_enabled: bool | None = None
+    #: The SMTP server. Empty: no SMTP (development logs each message instead).
+    smtp_host: str = ""
+    smtp_port: Annotated[int, Field(ge=1, le=65_535)] = 587
+    #: ``starttls`` (port 587), ``tls`` (implicit TLS, port 465) or ``none`` (a local relay).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    #: Empty: no ``AUTH``.
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    #: Seconds to connect, and for each reply: a server that hangs fails the send
+    #: (the task retries it) instead of holding the worker.
+    smtp_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    #: The ``From`` of every message: ``address`` or ``Name <address>``.
+    mail_from: Annotated[str, Field(min_length=3, max_length=254)] = "no-reply@localhost"
+
     # -- http ---------------------------------------------------------------
     #: Origins allowed to call the API from a browser, comma-separated (``*`` for any).
     #: Empty allows none: same-origin only.
@@ -217,6 +238,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_an_address(cls, value: str) -> str:
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError("must be an address, or Name <address>")
+        return value
+
     @model_validator(mode="after")
     def _database_answers_before_gunicorn_gives_up(self) -> Settings:
         for name in ("database_connect_timeout", "database_read_timeout", "database_write_timeout"):
@@ -235,6 +263,10 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")
             if self.debug:
                 raise ValueError("DEBUG must be off in production")
+            if self.email_enabled and not self.smtp_host:
+                raise ValueError(
+                    "EMAIL_ENABLED needs SMTP_HOST in production (or leave EMAIL_ENABLED empty)"
+                )
         return self
 
     @field_validator("celery_broker_url", "celery_result_backend")
@@ -280,6 +312,12 @@ class Settings(BaseSettings):
         if self.hsts_max_age is not None:
             return self.hsts_max_age
         return 31_536_000 if self.is_production else 0
+
+    @property
+    def resolved_email_enabled(self) -> bool:
+        if self.email_enabled is not None:
+            return self.email_enabled
+        return bool(self.smtp_host) or not self.is_production
 
     @property
     def is_production(self) -> bool:

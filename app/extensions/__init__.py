@@ -17,6 +17,7 @@ from app.extensions import (
     cors,
     database,
     fanout,
+    messaging,
     rate_limit,
     redis,
     search,
@@ -34,6 +35,7 @@ EXTENSIONS: tuple[ModuleType, ...] = (
     rate_limit,
     cors,
     background,
+    messaging,
     search,
     fanout,
 )

@@ -49,6 +49,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "app.tasks.maintenance.purge_expired_stream_tickets",
             "schedule": timedelta(hours=1),
         },
+        "purge-sent-messages": {
+            "task": "app.tasks.maintenance.purge_sent_messages",
+            "schedule": timedelta(hours=1),
+        },
         "sweep-search-outbox": {
             "task": "app.tasks.search.sweep_outbox",
             "schedule": timedelta(seconds=settings.search_sweep_interval),

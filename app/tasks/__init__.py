@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from app.tasks import maintenance, search
+from app.tasks import maintenance, messages, search
 
-__all__ = ["maintenance", "register", "search"]
+__all__ = ["maintenance", "messages", "register", "search"]
 
 
 def register(celery: Celery) -> None:

@@ -8,7 +8,7 @@ from celery import shared_task
 
 from app.auth import refresh_tokens
 from app.extensions.database import get_database
-from app.services import notifications
+from app.services import notifications, sending
 
 log = logging.getLogger("app.tasks")
 
@@ -26,4 +26,12 @@ def purge_expired_stream_tickets() -> int:
     """Delete the stream tickets that expired unspent; return how many."""
     deleted = notifications.purge_expired_tickets(get_database().session())
     log.info("purged %d expired stream ticket(s)", deleted)
+    return deleted
+
+
+@shared_task(name="app.tasks.maintenance.purge_sent_messages")
+def purge_sent_messages() -> int:
+    """Forget the keys of messages sent over a week ago; return how many."""
+    deleted = sending.purge_sent(get_database().session())
+    log.info("forgot %d sent message key(s)", deleted)
     return deleted

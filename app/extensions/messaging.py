@@ -1,0 +1,145 @@
+"""Outgoing messages: every email the app sends leaves through here.
+
+One *sender* per channel, chosen by the settings at start-up:
+
+* email: :class:`SmtpSender` when ``SMTP_HOST`` is set (the standard library's
+  ``smtplib``, with STARTTLS or implicit TLS, and ``AUTH`` when a user is set),
+  else :class:`LogEmailSender`, which writes the whole message to the log
+  (development; production without SMTP has no email flows:
+  ``EMAIL_ENABLED``).
+
+A sender delivers one message and raises :class:`SendFailed` when it could not,
+with ``retryable`` saying whether trying again may help: a timeout, a refused
+connection or a 4xx reply may pass; a 5xx (a bad address, refused credentials)
+will not. Nothing here retries or remembers: :mod:`app.tasks.messages` does,
+and a message's *key* (its ``Message-ID``) keeps a redelivered task from sending
+it twice. The next channel (SMS) is one more sender here.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from typing import TYPE_CHECKING, Protocol, cast
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from app.core.application import APIFlask
+    from app.core.settings import Settings
+
+log = logging.getLogger("app.messaging")
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    to: str
+    subject: str
+    text: str
+    #: An HTML alternative to ``text``, or none.
+    html: str | None = None
+
+
+class SendFailed(Exception):  # noqa: N818 - reads as what happened
+    """The message was not delivered to the next hop."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class EmailSender(Protocol):
+    def send(self, email: Email, *, key: str) -> None:
+        """Deliver ``email``, whose ``Message-ID`` is made from ``key``; raise
+        :class:`SendFailed` if it was not delivered."""
+        ...
+
+
+def compose(email: Email, *, key: str, sender: str) -> EmailMessage:
+    """The MIME message: plain text, with the HTML as its alternative. Headers
+    that are not ASCII are encoded (RFC 2047), bodies are UTF-8."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = email.to
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<{key}@{domain}>"
+    message.set_content(email.text)
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html")
+    return message
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+
+
+class SmtpSender:
+    """Email through an SMTP server (``SMTP_*``), one connection per message."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.host = settings.smtp_host
+        self.port = settings.smtp_port
+        self.security = settings.smtp_security
+        self.username = settings.smtp_username
+        self.password = settings.smtp_password.get_secret_value()
+        self.timeout = settings.smtp_timeout
+        self.sender = settings.mail_from
+
+    def send(self, email: Email, *, key: str) -> None:
+        message = compose(email, key=key, sender=self.sender)
+        try:
+            with self._connect() as smtp:
+                if self.security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.username:
+                    smtp.login(self.username, self.password)
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise SendFailed(
+                f"SMTP refused the recipient ({', '.join(map(str, codes))})",
+                retryable=all(code < 500 for code in codes),
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise SendFailed(
+                f"SMTP answered {exc.smtp_code}: {_text(exc.smtp_error)}",
+                retryable=exc.smtp_code < 500,
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendFailed(f"SMTP at {self.host}:{self.port}: {exc!r}", retryable=True) from exc
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.security == "tls":
+            return smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+
+
+class LogEmailSender:
+    """Development without SMTP: the message, links and all, goes to the log."""
+
+    def send(self, email: Email, *, key: str) -> None:
+        log.info(
+            "email not sent (no SMTP_HOST), key %s, to %s: %s\n%s",
+            key,
+            email.to,
+            email.subject,
+            email.text,
+        )
+
+
+def init_app(app: APIFlask) -> None:
+    settings = app.settings
+    sender: EmailSender = SmtpSender(settings) if settings.smtp_host else LogEmailSender()
+    app.extensions["email_sender"] = sender
+
+
+def get_email_sender() -> EmailSender:
+    return cast("EmailSender", current_app.extensions["email_sender"])

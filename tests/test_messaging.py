@@ -1,0 +1,399 @@
+"""Email goes out through a real SMTP server (aiosmtpd, started here), once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import ipaddress
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from celery.exceptions import Retry
+from conftest import AppFactory, SettingsFactory
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pydantic import ValidationError
+from serving_support import free_port
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DBSession
+
+from app.extensions.messaging import Email, LogEmailSender, SendFailed, SmtpSender
+from app.models.base import utcnow
+from app.models.sent_message import SentMessage
+from app.services.sending import KEEP, purge_sent
+from app.tasks.messages import send_email
+
+SUBJECT = "Vérifiez votre adresse ✓"
+TEXT = "Bonjour Zoë,\n\nhttps://app.example.com/verify?token=abc\n"
+HTML = "<p>Bonjour Zoë, <a href='https://app.example.com/verify?token=abc'>vérifier</a></p>"
+
+
+class Inbox:
+    """aiosmtpd's handler: keeps every message it accepts; answers the
+    recipients named in ``refuse`` with their reply (a 550 by default)."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[Envelope] = []
+        self.refuse: dict[str, str] = {}
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        self.envelopes.append(envelope)
+        raw = envelope.original_content or b""
+        self.messages.append(
+            email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[arg-type]
+        )
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def sender(make_settings: SettingsFactory, port: int, **overrides: Any) -> SmtpSender:
+    values: dict[str, Any] = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_security": "none",
+        "smtp_timeout": 2.0,
+        "mail_from": "Example <no-reply@example.com>",
+    }
+    return SmtpSender(make_settings(**{**values, **overrides}))
+
+
+def test_an_email_arrives_with_its_headers_both_bodies_and_utf8(
+    make_settings: SettingsFactory, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    sender(make_settings, port).send(
+        Email(to="zoe@example.org", subject=SUBJECT, text=TEXT, html=HTML), key="verify-1"
+    )
+    assert len(handler.messages) == 1
+    message = handler.messages[0]
+    assert handler.envelopes[0].mail_from == "no-reply@example.com"
+    assert handler.envelopes[0].rcpt_tos == ["zoe@example.org"]
+    assert message["From"] == "Example <no-reply@example.com>"
+    assert message["To"] == "zoe@example.org"
+    assert message["Subject"] == SUBJECT
+    # Not ASCII, so the header went out encoded (RFC 2047), and came back the same.
+    assert "=?utf-8?" in (handler.envelopes[0].original_content or b"").decode().lower()
+    assert message["Message-ID"] == "<verify-1@example.com>"
+    assert message["Date"] is not None
+    assert message.get_content_type() == "multipart/alternative"
+    plain = message.get_body(preferencelist=("plain",))
+    rich = message.get_body(preferencelist=("html",))
+    assert plain is not None
+    assert rich is not None
+    assert plain.get_content_charset() == rich.get_content_charset() == "utf-8"
+    # On the wire, lines end in CRLF (RFC 5321).
+    assert plain.get_content().replace("\r\n", "\n") == TEXT
+    assert rich.get_content().strip() == HTML
+
+
+def test_a_text_only_email_is_one_plain_part(
+    make_settings: SettingsFactory, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    sender(make_settings, port).send(Email(to="a@example.org", subject="Hi", text="x"), key="k")
+    assert handler.messages[0].get_content_type() == "text/plain"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_starttls_then_auth(
+    make_settings: SettingsFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server requires STARTTLS before AUTH; the sender verifies its certificate
+    (trusted here through ``SSL_CERT_FILE``) and signs in."""
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def authenticate(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        good = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            b"mailer",
+            b"s3cret",
+        )
+        return AuthResult(success=good)
+
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticate,
+    )
+    controller.start()
+    try:
+        tls = {"smtp_security": "starttls", "smtp_username": "mailer"}
+        sender(make_settings, port, smtp_password="s3cret", **tls).send(
+            Email(to="a@example.org", subject="Hi", text="x"), key="tls-1"
+        )
+        assert [m["Message-ID"] for m in handler.messages] == ["<tls-1@example.com>"]
+        # Without the certificate trusted, the sender does not talk to the server.
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+        with pytest.raises(SendFailed) as untrusted:
+            sender(make_settings, port, smtp_password="s3cret", **tls).send(
+                Email(to="a@example.org", subject="Hi", text="x"), key="tls-3"
+            )
+        assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+    finally:
+        controller.stop()
+    assert len(handler.messages) == 1
+
+
+@pytest.mark.filterwarnings(
+    # aiosmtpd warns that AUTH without TLS is unsafe: this server takes no password.
+    "ignore:Requiring AUTH while not requiring TLS:UserWarning"
+)
+def test_refused_credentials_are_not_retried(make_settings: SettingsFactory) -> None:
+    def refuse(*_: Any) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+    port = free_port()
+    controller = Controller(
+        Inbox(),
+        hostname="127.0.0.1",
+        port=port,
+        auth_required=True,
+        auth_require_tls=False,
+        authenticator=refuse,
+    )
+    controller.start()
+    try:
+        with pytest.raises(SendFailed) as refused:
+            sender(make_settings, port, smtp_username="mailer", smtp_password="wrong").send(
+                Email(to="a@example.org", subject="Hi", text="x"), key="k"
+            )
+    finally:
+        controller.stop()
+    assert "535" in str(refused.value)
+    assert refused.value.retryable is False
+
+
+def test_a_refused_recipient_is_not_retried(
+    make_settings: SettingsFactory, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    handler.refuse["gone@example.org"] = "550 5.1.1 no such mailbox"
+    with pytest.raises(SendFailed) as refused:
+        sender(make_settings, port).send(
+            Email(to="gone@example.org", subject="Hi", text="x"), key="k"
+        )
+    assert refused.value.retryable is False
+    assert "550" in str(refused.value)
+    assert handler.messages == []
+
+
+def test_a_busy_server_is_retried(make_settings: SettingsFactory, inbox: tuple[Inbox, int]) -> None:
+    handler, port = inbox
+    handler.refuse["grey@example.org"] = "450 4.2.0 greylisted, try again later"
+    with pytest.raises(SendFailed) as busy:
+        sender(make_settings, port).send(
+            Email(to="grey@example.org", subject="Hi", text="x"), key="k"
+        )
+    assert busy.value.retryable is True
+    assert "450" in str(busy.value)
+
+
+def test_no_server_fails_at_once_and_a_silent_one_within_the_timeout(
+    make_settings: SettingsFactory,
+) -> None:
+    message = Email(to="a@example.org", subject="Hi", text="x")
+    started = time.monotonic()
+    with pytest.raises(SendFailed) as refused:
+        sender(make_settings, free_port()).send(message, key="k")
+    assert refused.value.retryable is True
+    assert time.monotonic() - started < 1.0
+    # A server that takes the connection and never greets.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        started = time.monotonic()
+        with pytest.raises(SendFailed) as hung:
+            sender(make_settings, silent.getsockname()[1], smtp_timeout=0.5).send(message, key="k")
+        waited = time.monotonic() - started
+    assert hung.value.retryable is True
+    assert 0.4 < waited < 2.0
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_without_smtp_the_message_goes_to_the_log(make_settings: SettingsFactory) -> None:
+    from app import create_app  # noqa: PLC0415
+
+    app = create_app(make_settings())
+    assert isinstance(app.extensions["email_sender"], LogEmailSender)
+    logger = logging.getLogger("app.messaging")
+    collect = Collect()
+    logger.addHandler(collect)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        LogEmailSender().send(Email(to="a@example.org", subject=SUBJECT, text=TEXT), key="k1")
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+    assert len(collect.messages) == 1
+    assert SUBJECT in collect.messages[0]
+    assert "https://app.example.com/verify?token=abc" in collect.messages[0]
+
+
+# -- the task: once, and retried --------------------------------------------------------
+
+
+def _send(key: str) -> Any:
+    return send_email.delay(key, to="zoe@example.org", subject=SUBJECT, text=TEXT, html=HTML)
+
+
+def test_the_task_sends_a_message_once_however_often_it_runs(
+    make_api_app: AppFactory, inbox: tuple[Inbox, int], db_session: DBSession
+) -> None:
+    handler, port = inbox
+    app = make_api_app(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    with app.app_context():
+        assert _send("reset-7").get() is True
+        # Delivered again (its worker died before acknowledging): nothing is sent.
+        assert _send("reset-7").get() is False
+        assert _send("reset-8").get() is True
+    assert [m["Message-ID"] for m in handler.messages] == [
+        "<reset-7@localhost>",
+        "<reset-8@localhost>",
+    ]
+    keys = db_session.scalars(select(SentMessage.key).order_by(SentMessage.key)).all()
+    assert keys == ["reset-7", "reset-8"]
+
+
+def test_a_send_that_fails_records_nothing_and_is_retried(
+    make_api_app: AppFactory, inbox: tuple[Inbox, int], db_session: DBSession
+) -> None:
+    handler, port = inbox
+    down = make_api_app(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security="none")
+    with down.app_context(), pytest.raises(Retry):
+        _send("verify-9")
+    assert db_session.scalars(select(SentMessage)).all() == []
+    up = make_api_app(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    with up.app_context():
+        assert _send("verify-9").get() is True
+    assert len(handler.messages) == 1
+
+
+def test_a_message_that_cannot_go_is_not_retried(
+    make_api_app: AppFactory, inbox: tuple[Inbox, int], db_session: DBSession
+) -> None:
+    handler, port = inbox
+    handler.refuse["zoe@example.org"] = "550 5.1.1 no such mailbox"
+    app = make_api_app(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    with app.app_context(), pytest.raises(SendFailed):
+        _send("verify-10")
+    assert db_session.scalars(select(SentMessage)).all() == []
+
+
+def test_keys_are_forgotten_after_a_week(db_session: DBSession) -> None:
+    db_session.add_all(
+        [
+            SentMessage(
+                key="old", channel="email", sent_at=utcnow() - KEEP - dt.timedelta(hours=1)
+            ),
+            SentMessage(
+                key="new", channel="email", sent_at=utcnow() - KEEP + dt.timedelta(hours=1)
+            ),
+        ]
+    )
+    db_session.commit()
+    assert purge_sent(db_session) == 1
+    assert db_session.scalars(select(SentMessage.key)).all() == ["new"]
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+def test_email_flows_are_on_where_mail_can_go_out(make_settings: SettingsFactory) -> None:
+    assert make_settings().resolved_email_enabled is True  # the log takes it
+    production = {"app_env": "production", "secret_key": "p" * 40}
+    assert make_settings(**production).resolved_email_enabled is False
+    assert make_settings(**production, smtp_host="smtp.example.com").resolved_email_enabled
+    assert make_settings(email_enabled=False).resolved_email_enabled is False
+
+
+def test_production_refuses_email_flows_without_smtp(make_settings: SettingsFactory) -> None:
+    with pytest.raises(ValidationError, match="EMAIL_ENABLED needs SMTP_HOST in production"):
+        make_settings(app_env="production", secret_key="p" * 40, email_enabled=True)
+
+
+@pytest.mark.parametrize("value", ["", "nobody", "Name <>"])
+def test_mail_from_must_be_an_address(make_settings: SettingsFactory, value: str) -> None:
+    with pytest.raises(ValidationError, match="mail_from"):
+        make_settings(mail_from=value)
