@@ -29,7 +29,7 @@ from serving_support import free_port
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DBSession
 
-from app.extensions.messaging import Email, LogEmailSender, SendFailed, SmtpSender
+from app.extensions.messaging import Email, LogEmailSender, SendFailed, SmtpSender, render_email
 from app.models.base import utcnow
 from app.models.sent_message import SentMessage
 from app.services.sending import KEEP, purge_sent
@@ -397,3 +397,35 @@ def test_production_refuses_email_flows_without_smtp(make_settings: SettingsFact
 def test_mail_from_must_be_an_address(make_settings: SettingsFactory, value: str) -> None:
     with pytest.raises(ValidationError, match="mail_from"):
         make_settings(mail_from=value)
+
+
+# -- templates --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["verify_email", "reset_password"])
+def test_templates_write_both_bodies_and_escape_only_the_html(
+    make_settings: SettingsFactory, template: str
+) -> None:
+    from app import create_app  # noqa: PLC0415
+
+    app = create_app(make_settings())
+    link = "https://app.example.com/x?token=a.b&c=1"
+    with app.app_context():
+        message = render_email(
+            template,
+            to="zoe@example.org",
+            subject=SUBJECT,
+            name="Zoë <script>",
+            email="zoe@example.org",
+            link=link,
+            hours=1,
+        )
+    assert (message.to, message.subject) == ("zoe@example.org", SUBJECT)
+    assert "Hello Zoë <script>," in message.text
+    assert link in message.text
+    assert "for 1 hour" in message.text
+    assert "for 1 hours" not in message.text
+    assert message.html is not None
+    assert "Zoë &lt;script&gt;" in message.html
+    assert "<script>" not in message.html
+    assert 'href="https://app.example.com/x?token=a.b&amp;c=1"' in message.html

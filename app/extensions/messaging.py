@@ -14,6 +14,9 @@ connection or a 4xx reply may pass; a 5xx (a bad address, refused credentials)
 will not. Nothing here retries or remembers: :mod:`app.tasks.messages` does,
 and a message's *key* (its ``Message-ID``) keeps a redelivered task from sending
 it twice. The next channel (SMS) is one more sender here.
+
+Bodies come from Jinja templates under ``app/templates/email/`` (:func:`render_email`):
+a ``.txt`` and an ``.html`` per message.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import TYPE_CHECKING, Protocol, cast
 
-from flask import current_app
+from flask import current_app, render_template
 
 if TYPE_CHECKING:
     from app.core.application import APIFlask
@@ -42,6 +45,17 @@ class Email:
     text: str
     #: An HTML alternative to ``text``, or none.
     html: str | None = None
+
+
+def render_email(template: str, *, to: str, subject: str, **context: object) -> Email:
+    """An email from ``app/templates/email/<template>.txt`` and ``.html``, with
+    ``context``: escaped in the HTML, as written in the text. Needs the app context."""
+    return Email(
+        to=to,
+        subject=subject,
+        text=render_template(f"email/{template}.txt", **context),
+        html=render_template(f"email/{template}.html", **context),
+    )
 
 
 class SendFailed(Exception):  # noqa: N818 - reads as what happened
