@@ -11,9 +11,10 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -29,12 +30,20 @@ from serving_support import free_port
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DBSession
 
-from app.extensions.messaging import Email, LogEmailSender, SendFailed, SmtpSender, render_email
+from app.extensions.messaging import (
+    Email,
+    LogEmailSender,
+    NoEmailSender,
+    SendFailed,
+    SmtpSender,
+    render_email,
+)
 from app.models.base import utcnow
 from app.models.sent_message import SentMessage
-from app.services.sending import KEEP, purge_sent
+from app.services.sending import KEEP, LEASE, purge_sent, send_once
 from app.tasks.messages import send_email
 
+HOUR = dt.timedelta(hours=1)
 SUBJECT = "Vérifiez votre adresse ✓"
 TEXT = "Bonjour Zoë,\n\nhttps://app.example.com/verify?token=abc\n"
 HTML = "<p>Bonjour Zoë, <a href='https://app.example.com/verify?token=abc'>vérifier</a></p>"
@@ -48,6 +57,13 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Envelope] = []
         self.refuse: dict[str, str] = {}
+        #: The answer to QUIT, when not aiosmtpd's 221.
+        self.quit_reply: str | None = None
+
+    async def handle_QUIT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        return self.quit_reply or "221 Bye"
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -116,6 +132,15 @@ def test_an_email_arrives_with_its_headers_both_bodies_and_utf8(
     # On the wire, lines end in CRLF (RFC 5321).
     assert plain.get_content().replace("\r\n", "\n") == TEXT
     assert rich.get_content().strip() == HTML
+
+
+def test_a_failed_quit_after_the_data_was_accepted_is_a_delivery(
+    make_settings: SettingsFactory, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    handler.quit_reply = "451 4.3.0 something went wrong on the way out"
+    sender(make_settings, port).send(Email(to="a@example.org", subject="Hi", text="x"), key="q")
+    assert len(handler.messages) == 1
 
 
 def test_a_text_only_email_is_one_plain_part(
@@ -202,6 +227,7 @@ def test_starttls_then_auth(
                 Email(to="a@example.org", subject="Hi", text="x"), key="tls-3"
             )
         assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+        assert untrusted.value.retryable is False
     finally:
         controller.stop()
     assert len(handler.messages) == 1
@@ -314,6 +340,17 @@ def test_without_smtp_the_message_goes_to_the_log(make_settings: SettingsFactory
 # -- the task: once, and retried --------------------------------------------------------
 
 
+@contextmanager
+def as_a_worker(**request: Any) -> Iterator[None]:
+    """Run ``send_email`` as a worker would (not inline), with this request."""
+    task = cast("Any", send_email)
+    task.push_request(is_eager=False, called_directly=False, **request)
+    try:
+        yield
+    finally:
+        task.pop_request()
+
+
 def _send(key: str) -> Any:
     return send_email.delay(key, to="zoe@example.org", subject=SUBJECT, text=TEXT, html=HTML)
 
@@ -336,18 +373,41 @@ def test_the_task_sends_a_message_once_however_often_it_runs(
     assert keys == ["reset-7", "reset-8"]
 
 
-def test_a_send_that_fails_records_nothing_and_is_retried(
+def test_inline_a_send_that_fails_is_logged_and_records_nothing(
     make_api_app: AppFactory, inbox: tuple[Inbox, int], db_session: DBSession
 ) -> None:
+    """Without a broker the task runs in the request that sent it: a failure is
+    logged, the request goes on, and the key stays free for the next try."""
     handler, port = inbox
     down = make_api_app(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security="none")
-    with down.app_context(), pytest.raises(Retry):
-        _send("verify-9")
+    with down.app_context():
+        assert _send("verify-9").get() is False
     assert db_session.scalars(select(SentMessage)).all() == []
     up = make_api_app(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
     with up.app_context():
         assert _send("verify-9").get() is True
     assert len(handler.messages) == 1
+
+
+def test_on_a_worker_a_send_that_may_pass_is_retried_with_backoff(
+    make_api_app: AppFactory, db_session: DBSession
+) -> None:
+    """As a worker runs it (not inline), the third try of a send to no server
+    asks Celery to retry it within 30 s x 2**2, the failure attached."""
+    app = make_api_app(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security="none")
+    with app.app_context():
+        fields = {"to": "zoe@example.org", "subject": "Hi", "text": "x"}
+        with (
+            as_a_worker(retries=2, args=["verify-11"], kwargs=fields),
+            pytest.raises(Retry) as retry,
+        ):
+            send_email.run("verify-11", **fields)
+    assert isinstance(retry.value.exc, SendFailed)
+    assert retry.value.exc.retryable is True
+    when = cast("object", retry.value.when)
+    assert isinstance(when, int | float)
+    assert 0 <= when <= 120
+    assert db_session.scalars(select(SentMessage)).all() == []
 
 
 def test_a_message_that_cannot_go_is_not_retried(
@@ -356,19 +416,77 @@ def test_a_message_that_cannot_go_is_not_retried(
     handler, port = inbox
     handler.refuse["zoe@example.org"] = "550 5.1.1 no such mailbox"
     app = make_api_app(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
-    with app.app_context(), pytest.raises(SendFailed):
-        _send("verify-10")
+    with app.app_context(), as_a_worker(retries=0), pytest.raises(SendFailed) as refused:
+        send_email.run("verify-10", to="zoe@example.org", subject="Hi", text="x")
+    assert refused.value.retryable is False
     assert db_session.scalars(select(SentMessage)).all() == []
+
+
+def test_a_message_being_sent_is_not_sent_again_until_its_claim_is_stale(
+    db_session: DBSession,
+) -> None:
+    sent: list[str] = []
+    db_session.add(SentMessage(key="busy", channel="email", state="sending", updated_at=utcnow()))
+    db_session.add(
+        SentMessage(
+            key="stale", channel="email", state="sending", updated_at=utcnow() - LEASE - HOUR
+        )
+    )
+    db_session.commit()
+    assert not send_once(
+        db_session, key="busy", channel="email", deliver=lambda: sent.append("busy")
+    )
+    # Its delivery died before the sender answered: taken over, and sent.
+    assert send_once(db_session, key="stale", channel="email", deliver=lambda: sent.append("stale"))
+    assert sent == ["stale"]
+    states = {row.key: row.state for row in db_session.scalars(select(SentMessage))}
+    assert states == {"busy": "sending", "stale": "sent"}
+
+
+def test_a_delivery_that_fails_drops_its_claim(db_session: DBSession) -> None:
+    def fail() -> None:
+        raise SendFailed("down", retryable=True)
+
+    with pytest.raises(SendFailed):
+        send_once(db_session, key="k-1", channel="email", deliver=fail)
+    assert db_session.scalars(select(SentMessage)).all() == []
+    assert send_once(db_session, key="k-1", channel="email", deliver=lambda: None)
+
+
+@pytest.mark.parametrize("key", ["", "a b", "<x>", "x" * 65, "clé"])
+def test_a_key_must_fit_a_message_id(db_session: DBSession, key: str) -> None:
+    sent: list[str] = []
+    with pytest.raises(ValueError, match="message key"):
+        send_once(db_session, key=key, channel="email", deliver=lambda: sent.append(key))
+    assert sent == []
+
+
+@pytest.mark.parametrize("to", ["nobody", "a@example.org, b@example.org", ""])
+def test_an_email_goes_to_one_address(make_settings: SettingsFactory, to: str) -> None:
+    with pytest.raises(ValueError, match="one address"):
+        sender(make_settings, free_port()).send(Email(to=to, subject="Hi", text="x"), key="k")
+
+
+def test_production_without_smtp_sends_nothing_and_logs_no_link(
+    make_settings: SettingsFactory,
+) -> None:
+    from app import create_app  # noqa: PLC0415
+
+    app = create_app(make_settings(app_env="production", secret_key="p" * 40))
+    assert isinstance(app.extensions["email_sender"], NoEmailSender)
+    with pytest.raises(SendFailed) as refused:
+        NoEmailSender().send(Email(to="a@example.org", subject="Hi", text="x"), key="k")
+    assert refused.value.retryable is False
 
 
 def test_keys_are_forgotten_after_a_week(db_session: DBSession) -> None:
     db_session.add_all(
         [
             SentMessage(
-                key="old", channel="email", sent_at=utcnow() - KEEP - dt.timedelta(hours=1)
+                key="old", channel="email", state="sent", updated_at=utcnow() - KEEP - HOUR
             ),
             SentMessage(
-                key="new", channel="email", sent_at=utcnow() - KEEP + dt.timedelta(hours=1)
+                key="new", channel="email", state="sent", updated_at=utcnow() - KEEP + HOUR
             ),
         ]
     )

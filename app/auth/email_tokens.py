@@ -35,13 +35,16 @@ def _serializer(secret: str, purpose: Purpose) -> URLSafeTimedSerializer:
     )
 
 
-def _fingerprint(secret: str, state: str) -> str:
-    return hmac.new(secret.encode(), state.encode(), hashlib.sha256).hexdigest()[:32]
+def _fingerprint(secret: str, purpose: Purpose, state: str) -> str:
+    """An HMAC of the purpose and the state, under a key of its own (derived
+    from the secret), so it is never the signature's key."""
+    key = hmac.new(secret.encode(), b"email-token-fingerprint", hashlib.sha256).digest()
+    return hmac.new(key, f"{purpose}\0{state}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def make_token(secret: str, purpose: Purpose, *, user_id: int, state: str) -> str:
     """A token for ``purpose`` that holds while the user's ``state`` is unchanged."""
-    return _serializer(secret, purpose).dumps([user_id, _fingerprint(secret, state)])
+    return _serializer(secret, purpose).dumps([user_id, _fingerprint(secret, purpose, state)])
 
 
 def read_token(secret: str, purpose: Purpose, token: str, *, max_age: int) -> tuple[int, str]:
@@ -60,6 +63,11 @@ def read_token(secret: str, purpose: Purpose, token: str, *, max_age: int) -> tu
             raise TokenInvalid
 
 
-def still_holds(secret: str, fingerprint: str, state: str) -> bool:
-    """Whether the state a token was made for is the user's state now."""
-    return hmac.compare_digest(fingerprint, _fingerprint(secret, state))
+def still_holds(secret: str, purpose: Purpose, fingerprint: str, state: str) -> bool:
+    """Whether the state a token was made for is the user's state now.
+
+    Single use needs the caller's write to be conditional too: two requests
+    with one token both see it hold, so the one that changes the state must
+    do so only where it is still the state the token was made for (e.g. an
+    ``UPDATE ... WHERE password_hash = <the old one>``)."""
+    return hmac.compare_digest(fingerprint, _fingerprint(secret, purpose, state))

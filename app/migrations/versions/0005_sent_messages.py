@@ -1,4 +1,4 @@
-"""The messages already sent, by key, so that a redelivered task does not send twice.
+"""The messages sent, or being sent, by key, so that no message goes out twice.
 
 Revision ID: 0005
 Revises: 0004
@@ -27,15 +27,18 @@ def upgrade() -> None:
         "sent_messages",
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
-        sa.Column("sent_at", UTC_DATETIME, nullable=False),
+        sa.Column("state", sa.String(length=8), nullable=False),
+        sa.Column("updated_at", UTC_DATETIME, nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_sent_messages")),
     )
     with op.batch_alter_table("sent_messages", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sent_messages_sent_at"), ["sent_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_sent_messages_updated_at"), ["updated_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table("sent_messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_sent_messages_sent_at"))
+        batch_op.drop_index(batch_op.f("ix_sent_messages_updated_at"))
     op.drop_table("sent_messages")
