@@ -511,6 +511,14 @@ def test_production_refuses_email_flows_without_smtp(make_settings: SettingsFact
         make_settings(app_env="production", secret_key="p" * 40, email_enabled=True)
 
 
+def test_production_refuses_a_password_sent_in_clear(make_settings: SettingsFactory) -> None:
+    production = {"app_env": "production", "secret_key": "p" * 40, "smtp_host": "mail"}
+    with pytest.raises(ValidationError, match="SMTP_SECURITY=none would send SMTP_PASSWORD"):
+        make_settings(**production, smtp_username="mailer", smtp_security="none")
+    assert make_settings(**production, smtp_username="mailer").smtp_security == "starttls"
+    assert make_settings(**production, smtp_security="none").smtp_username == ""
+
+
 @pytest.mark.parametrize("value", ["", "nobody", "Name <>"])
 def test_mail_from_must_be_an_address(make_settings: SettingsFactory, value: str) -> None:
     with pytest.raises(ValidationError, match="mail_from"):

@@ -263,6 +263,10 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")
             if self.debug:
                 raise ValueError("DEBUG must be off in production")
+            if self.smtp_username and self.smtp_security == "none":
+                raise ValueError(
+                    "SMTP_SECURITY=none would send SMTP_PASSWORD in clear: use starttls or tls"
+                )
             if self.email_enabled and not self.smtp_host:
                 raise ValueError(
                     "EMAIL_ENABLED needs SMTP_HOST in production (or leave EMAIL_ENABLED empty)"
