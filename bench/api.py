@@ -347,35 +347,34 @@ def serving(servers: list[Server]) -> Iterator[None]:
             server.stop()
 
 
-def fetch_headers(port: int, path: str) -> list[tuple[str, str]]:
-    """The headers the server answers ``path`` with, less the three gunicorn
-    writes itself (``Server``, ``Date``, ``Connection``)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-        ANSWERS[port] += 1
-        own = {"server", "date", "connection"}
-        return [(name, value) for name, value in response.getheaders() if name.lower() not in own]
-    finally:
-        connection.close()
-
-
 #: The answers each port has sent this process: for the production-logging
 #: app, the access lines its log file must hold.
 ANSWERS: collections.Counter[int] = collections.Counter()
 
 
-def fetch(port: int, path: str) -> tuple[int, bytes]:
+def exchange(port: int, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One ``GET``: the status, the headers and the body of the answer."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
         ANSWERS[port] += 1
-        return response.status, response.read()
+        body = response.read()
+        return response.status, response.getheaders(), body
     finally:
         connection.close()
+
+
+def fetch(port: int, path: str) -> tuple[int, bytes]:
+    status, _, body = exchange(port, path)
+    return status, body
+
+
+def fetch_headers(port: int, path: str) -> list[tuple[str, str]]:
+    """The headers the server answers ``path`` with, less the three gunicorn
+    writes itself (``Server``, ``Date``, ``Connection``)."""
+    own = {"server", "date", "connection"}
+    return [(name, value) for name, value in exchange(port, path)[1] if name.lower() not in own]
 
 
 # -- CPU accounting -------------------------------------------------------------------

@@ -96,7 +96,7 @@ def answered(answer: bytes) -> bool:
     return bool(done) and len(body) == int(length)
 
 
-def pids_of(port: int, connections: list[socket.socket], pause: float) -> list[str]:
+def pids_of(connections: list[socket.socket], pause: float) -> list[str]:
     """Send one request on each connection, then read each answer's pid."""
     for conn in connections:
         conn.sendall(f"GET /?{pause} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
@@ -134,7 +134,7 @@ def test_connections_that_arrive_together_spread_over_the_workers(tmp_path: Path
                 socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)
             ]
             try:
-                pids = pids_of(port, connections, pause=1.0)
+                pids = pids_of(connections, pause=1.0)
             finally:
                 for conn in connections:
                     conn.close()
@@ -148,14 +148,14 @@ def test_a_kept_alive_connection_leaves_its_thread_to_a_new_one(tmp_path: Path) 
     with pid_server(tmp_path, workers=1, threads=2) as port:
         kept = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
         try:
-            first = pids_of(port, kept, pause=0)
+            first = pids_of(kept, pause=0)
             third = socket.create_connection(("127.0.0.1", port), timeout=2)
             try:
-                assert pids_of(port, [third], pause=0) == first[:1]
+                assert pids_of([third], pause=0) == first[:1]
             finally:
                 third.close()
             # The kept connections still serve.
-            assert pids_of(port, kept, pause=0) == first
+            assert pids_of(kept, pause=0) == first
         finally:
             for conn in kept:
                 conn.close()

@@ -114,13 +114,14 @@ class SmtpSender:
         self.timeout = settings.smtp_timeout
         self.sender = settings.mail_from
         self.helo_name = _domain(settings.mail_from)
+        self.where = f"SMTP at {self.host}:{self.port}"
 
     def send(self, email: Email, *, key: str) -> None:
         message = compose(email, key=key, sender=self.sender)
         try:
             smtp = self._connect()
         except OSError as exc:  # smtplib's errors are OSErrors too
-            raise _failure(exc, f"SMTP at {self.host}:{self.port}") from exc
+            raise _failure(exc, self.where) from exc
         try:
             if self.security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
@@ -128,13 +129,13 @@ class SmtpSender:
                 smtp.login(self.username, self.password)
             smtp.send_message(message)
         except OSError as exc:  # smtplib's errors are OSErrors too
-            raise _failure(exc, f"SMTP at {self.host}:{self.port}") from exc
+            raise _failure(exc, self.where) from exc
         finally:
             _close(smtp)
 
     def _connect(self) -> smtplib.SMTP:
-        # The name the app greets with, given: smtplib would otherwise look up
-        # this host's FQDN, which no timeout bounds.
+        # The name to greet with is given: smtplib would otherwise look up this
+        # host's FQDN, which no timeout bounds.
         name = self.helo_name
         if self.security == "tls":
             return smtplib.SMTP_SSL(
