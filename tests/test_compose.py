@@ -59,7 +59,10 @@ LONG_RUNNING = {
     "beat",
     "flower",
     "nginx",
+    "mailpit",
 }
+#: Started only with ``docker compose --profile dev``.
+DEV_ONLY = {"mailpit"}
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|_KEY|_AUTH)$")
 REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Z][A-Z0-9_]*):\?[^}]+\}$")
 
@@ -408,6 +411,7 @@ def test_health_checks_probe_what_each_service_serves() -> None:
     assert "mysqladmin ping" in tests["mysql"]
     assert "redis-cli ping" in tests["redis"]
     assert "127.0.0.1:8080/nginx-health" in tests["nginx"]
+    assert tests["mailpit"] == "CMD /mailpit readyz"
     # The paths probed are routes that exist.
     flask_app = importlib.import_module("app.wsgi").app
     assert isinstance(flask_app, Flask)
@@ -420,6 +424,18 @@ def test_health_checks_probe_what_each_service_serves() -> None:
     assert '--hostname "celery@%h"' in script_text("worker")
     assert '--hostname "celerybeat@%h"' in script_text("beat")
     assert "--enable-remote-control" in script_text("beat")
+
+
+def test_development_services_start_only_with_the_dev_profile() -> None:
+    profiled = {name for name, service in services().items() if service.get("profiles")}
+    assert profiled == DEV_ONLY
+    for name in DEV_ONLY:
+        assert services()[name]["profiles"] == ["dev"]
+        # Nothing the stack runs without the profile waits for it.
+        for other in services().values():
+            assert name not in other.get("depends_on", {})
+    # Mailpit's web UI is on the host's loopback only; its SMTP port is not published.
+    assert services()["mailpit"]["ports"] == ["127.0.0.1:${MAILPIT_PORT:-8025}:8025"]
 
 
 def test_dependencies_are_awaited_healthy_and_migrations_completed() -> None:
@@ -683,9 +699,10 @@ def test_nginx_forwards_a_request_id_the_app_keeps() -> None:
 
 
 def test_only_nginx_and_flower_publish_ports_and_flower_on_loopback() -> None:
-    published = {name for name, service in services().items() if service.get("ports")}
+    published = {name for name, service in services().items() if service.get("ports")} - DEV_ONLY
     assert published == {"nginx", "flower"}
-    assert all(port.startswith("127.0.0.1:") for port in services()["flower"]["ports"])
+    for name in ("flower", *DEV_ONLY):
+        assert all(port.startswith("127.0.0.1:") for port in services()[name]["ports"])
     assert REQUIRED_VARIABLE.fullmatch(services()["flower"]["environment"]["FLOWER_BASIC_AUTH"])
 
 
