@@ -246,6 +246,21 @@ def broker() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def inbox() -> Iterator[tuple[Any, int]]:
+    """A real SMTP server on a free port (aiosmtpd): its :class:`mail_support.Inbox`, and the port."""
+    from aiosmtpd.controller import Controller  # noqa: PLC0415 - only the email tests need it
+    from mail_support import Inbox  # noqa: PLC0415
+    from serving_support import free_port  # noqa: PLC0415
+
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
 def api(api_app: APIFlask) -> Any:
     from api_support import Api  # noqa: PLC0415 - api_support imports the app
 

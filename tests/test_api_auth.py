@@ -26,7 +26,8 @@ def test_register_answers_the_user_without_secrets(api: Api) -> None:
     assert response.status_code == 201
     body = response.json
     assert body is not None
-    assert set(body) == {"id", "email", "name", "is_admin", "created_at"}
+    assert set(body) == {"id", "email", "email_verified", "name", "is_admin", "created_at"}
+    assert body["email_verified"] is False
     assert body["email"] == "ada@example.com"
     assert body["name"] == "Ada"
     assert body["is_admin"] is False

@@ -16,7 +16,24 @@ def test_me_answers_your_account(api: Api) -> None:
     assert response.json is not None
     assert response.json["id"] == caller.id
     assert response.json["email"] == caller.email
-    assert set(response.json) == {"id", "email", "name", "is_admin", "created_at"}
+    assert set(response.json) == {
+        "id",
+        "email",
+        "email_verified",
+        "name",
+        "is_admin",
+        "created_at",
+        "phone",
+    }
+    assert response.json["phone"] is None
+
+
+def test_others_see_no_phone(api: Api) -> None:
+    admin = api.register("Root", admin=True)
+    api.register("Ada")
+    listed = api.client.get("/api/v1/users", headers=admin.headers).json
+    assert listed is not None
+    assert all("phone" not in user and "email_verified" in user for user in listed["items"])
 
 
 def test_change_name(api: Api) -> None:

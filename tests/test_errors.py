@@ -342,6 +342,8 @@ def test_the_catalogue_is_never_renumbered() -> None:
         "HEADERS_TOO_LARGE": 10009,
         "UPGRADE_REQUIRED": 10010,
         "UNAUTHORIZED": 11000,
+        "LINK_INVALID": 11001,
+        "LINK_EXPIRED": 11002,
         "FORBIDDEN": 12000,
         "NOT_FOUND": 13000,
         "ROUTE_NOT_FOUND": 13001,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import ipaddress
 import logging
 import socket
@@ -12,7 +10,6 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from mail_support import Inbox
 from pydantic import ValidationError
 from serving_support import free_port
 from sqlalchemy import select
@@ -47,51 +45,6 @@ HOUR = dt.timedelta(hours=1)
 SUBJECT = "Vérifiez votre adresse ✓"
 TEXT = "Bonjour Zoë,\n\nhttps://app.example.com/verify?token=abc\n"
 HTML = "<p>Bonjour Zoë, <a href='https://app.example.com/verify?token=abc'>vérifier</a></p>"
-
-
-class Inbox:
-    """aiosmtpd's handler: keeps every message it accepts; answers the
-    recipients named in ``refuse`` with their reply (a 550 by default)."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[Envelope] = []
-        self.refuse: dict[str, str] = {}
-        #: The answer to QUIT, when not aiosmtpd's 221.
-        self.quit_reply: str | None = None
-
-    async def handle_QUIT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        return self.quit_reply or "221 Bye"
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.envelopes.append(envelope)
-        raw = envelope.original_content or b""
-        self.messages.append(
-            email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[arg-type]
-        )
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler = Inbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 def sender(make_settings: SettingsFactory, port: int, **overrides: Any) -> SmtpSender:
@@ -540,14 +493,14 @@ def test_templates_write_both_bodies_and_escape_only_the_html(
             name="Zoë <script>",
             email="zoe@example.org",
             link=link,
-            hours=1,
+            valid_for="1 hour",
         )
     assert (message.to, message.subject) == ("zoe@example.org", SUBJECT)
     assert "Hello Zoë <script>," in message.text
     assert link in message.text
-    assert "for 1 hour" in message.text
-    assert "for 1 hours" not in message.text
+    assert "The link works once, for 1 hour" in message.text
     assert message.html is not None
+    assert "The link works once, for 1 hour" in message.html
     assert "Zoë &lt;script&gt;" in message.html
     assert "<script>" not in message.html
     assert 'href="https://app.example.com/x?token=a.b&amp;c=1"' in message.html

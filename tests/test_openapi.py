@@ -78,7 +78,7 @@ CONTRACT_HEADERS = [
     ("POST", "/auth/token", 429, "Retry-After"),
 ]
 
-USER_FIELDS = {"id", "email", "name", "is_admin", "created_at"}
+USER_FIELDS = {"id", "email", "email_verified", "name", "is_admin", "created_at"}
 ARTICLE_FIELDS = {
     "id",
     "title",
@@ -280,6 +280,9 @@ def test_user_schema_is_the_contract_user(document: dict[str, Any]) -> None:
     assert set(user["properties"]) == USER_FIELDS
     assert set(user["required"]) == USER_FIELDS
     assert not [name for name in user["properties"] if "password" in name or "hash" in name]
+    # Your own account adds the phone, and only it.
+    me = schema_named(document, "Me")
+    assert set(me["properties"]) == set(me["required"]) == USER_FIELDS | {"phone"}
 
 
 def test_article_schema_is_the_contract_article(document: dict[str, Any]) -> None:

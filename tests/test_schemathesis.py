@@ -20,6 +20,7 @@ be the usual way, but it does not work with pytest 9: it sets ``Node._nodeid``.)
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,12 +96,23 @@ REJECTIONS = [*_DEFAULTS.negative_data_rejection.expected_statuses, "413"]
 #: Valid data may meet a precondition that fails: a well-formed ``If-Match``
 #: that is not the article's ETag is a ``412`` (docs/api.md, "Articles").
 ACCEPTANCES = [*_DEFAULTS.positive_data_acceptance.expected_statuses, "412"]
+#: A token from an emailed link is a string to the schema, and one the server
+#: never signed is a 400 (``LINK_INVALID``), one too old a 410: on these two
+#: routes alone, those answer valid data too.
+LINK_ROUTES = r"^/auth/(email/verify|password/reset)$"
+LINK_ACCEPTANCES = [*ACCEPTANCES, "400", "410"]
 CONFIG = SchemathesisConfig.from_dict(
     {
         "checks": {
             "negative_data_rejection": {"expected-statuses": REJECTIONS},
             "positive_data_acceptance": {"expected-statuses": ACCEPTANCES},
-        }
+        },
+        "operations": [
+            {
+                "include-path-regex": LINK_ROUTES,
+                "checks": {"positive_data_acceptance": {"expected-statuses": LINK_ACCEPTANCES}},
+            }
+        ],
     }
 )
 schema = schemathesis.openapi.from_dict(_document(), config=CONFIG)
@@ -181,3 +193,10 @@ def test_a_body_too_large_and_a_failed_precondition_are_expected_answers() -> No
     accepted = set(checks.positive_data_acceptance.expected_statuses)
     assert set(_DEFAULTS.negative_data_rejection.expected_statuses) | {"413"} == rejected
     assert set(_DEFAULTS.positive_data_acceptance.expected_statuses) | {"412"} == accepted
+
+
+def test_only_the_link_routes_accept_a_400_for_valid_data() -> None:
+    (override,) = schema.config.operations.operations
+    assert override.checks.positive_data_acceptance.expected_statuses == LINK_ACCEPTANCES
+    linked = {path for path in schema.raw_schema["paths"] if re.fullmatch(LINK_ROUTES, path)}
+    assert linked == {"/auth/email/verify", "/auth/password/reset"}

@@ -9,7 +9,9 @@ Services know nothing of HTTP: they raise these, and the error layer
 * :class:`EditConflictError`: 409, someone else changed it meanwhile;
 * :class:`StateConflictError`: 409, its state forbids this now (a comment on a draft);
 * :class:`VersionMismatchError`: 412, the version the caller named is no longer current;
-* :class:`NotAuthenticatedError`: 401, the credentials or the token are not valid.
+* :class:`NotAuthenticatedError`: 401, the credentials or the token are not valid;
+* :class:`LinkInvalidError`: 400, an emailed link's token is not valid, or was used;
+* :class:`LinkExpiredError`: 410, an emailed link's token is too old.
 """
 
 from __future__ import annotations
@@ -52,4 +54,12 @@ class VersionMismatchError(DomainError):
 
 
 class NotAuthenticatedError(DomainError):
+    pass
+
+
+class LinkInvalidError(DomainError):
+    pass
+
+
+class LinkExpiredError(DomainError):
     pass

@@ -55,6 +55,8 @@ class ErrorCode(IntEnum):
 
     # 11xxx: who are you?
     UNAUTHORIZED = 11000, HTTPStatus.UNAUTHORIZED, "Authentication required"
+    LINK_INVALID = 11001, HTTPStatus.BAD_REQUEST, "The link is not valid, or was used already"
+    LINK_EXPIRED = 11002, HTTPStatus.GONE, "The link has expired; ask for a new one"
 
     # 12xxx: you may not
     FORBIDDEN = 12000, HTTPStatus.FORBIDDEN, "Forbidden"

@@ -130,6 +130,8 @@ DOMAIN_ERRORS: dict[type[domain_errors.DomainError], ErrorCode] = {
     domain_errors.StateConflictError: ErrorCode.CONFLICT,
     domain_errors.VersionMismatchError: ErrorCode.PRECONDITION_FAILED,
     domain_errors.NotAuthenticatedError: ErrorCode.UNAUTHORIZED,
+    domain_errors.LinkInvalidError: ErrorCode.LINK_INVALID,
+    domain_errors.LinkExpiredError: ErrorCode.LINK_EXPIRED,
 }
 
 

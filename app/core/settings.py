@@ -8,7 +8,6 @@ reads ``app.settings``.
 
 from __future__ import annotations
 
-from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,14 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.core.settings_accounts import AccountSettings, PositiveFloat, PositiveInt, check_limit
+
 AppEnv = Literal["development", "testing", "production"]
 LogFormat = Literal["text", "json"]
 
 #: The value shipped in ``.env.example``. Fine on a laptop, refused in production.
 DEFAULT_SECRET_KEY = "dev-insecure-change-me-not-for-production"  # noqa: S105 - a known placeholder, refused in production
-
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class SettingsError(SystemExit):
@@ -43,7 +41,7 @@ class SettingsError(SystemExit):
         return self.message
 
 
-class Settings(BaseSettings):
+class Settings(AccountSettings, BaseSettings):
     """The application's settings. Each field is read from the environment
     variable of the same name in upper case (``APP_ENV``, ``DATABASE_URL``, ...).
 
@@ -157,26 +155,6 @@ class Settings(BaseSettings):
     #: Largest frame a client may send, in bytes; a larger one closes the connection with 1009.
     realtime_max_client_frame: Annotated[int, Field(ge=125, le=1_048_576)] = 4096
 
-    # -- email (docs/accounts.md) -------------------------------------------
-    #: The email flows (verification, password reset). Empty means on wherever
-    #: mail can go out: with ``SMTP_HOST`` set, or outside production, where
-    #: each message is written to the log. ``true`` in production without
-    #: ``SMTP_HOST`` is refused at start-up.
-    email_enabled: bool | None = None
-    #: The SMTP server. Empty: no SMTP (development logs each message instead).
-    smtp_host: str = ""
-    smtp_port: Annotated[int, Field(ge=1, le=65_535)] = 587
-    #: ``starttls`` (port 587), ``tls`` (implicit TLS, port 465) or ``none`` (a local relay).
-    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
-    #: Empty: no ``AUTH``.
-    smtp_username: str = ""
-    smtp_password: SecretStr = SecretStr("")
-    #: Seconds to connect, and for each reply: a server that hangs fails the send
-    #: (the task retries it) instead of holding the worker.
-    smtp_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
-    #: The ``From`` of every message: ``address`` or ``Name <address>``.
-    mail_from: Annotated[str, Field(min_length=3, max_length=254)] = "no-reply@localhost"
-
     # -- http ---------------------------------------------------------------
     #: Origins allowed to call the API from a browser, comma-separated (``*`` for any).
     #: Empty allows none: same-origin only.
@@ -238,13 +216,6 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("mail_from")
-    @classmethod
-    def _mail_from_is_an_address(cls, value: str) -> str:
-        if "@" not in parseaddr(value)[1]:
-            raise ValueError("must be an address, or Name <address>")
-        return value
-
     @model_validator(mode="after")
     def _database_answers_before_gunicorn_gives_up(self) -> Settings:
         for name in ("database_connect_timeout", "database_read_timeout", "database_write_timeout"):
@@ -263,15 +234,18 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")
             if self.debug:
                 raise ValueError("DEBUG must be off in production")
-            if self.smtp_username and self.smtp_security == "none":
-                raise ValueError(
-                    "SMTP_SECURITY=none would send SMTP_PASSWORD in clear: use starttls or tls"
-                )
-            if self.email_enabled and not self.smtp_host:
-                raise ValueError(
-                    "EMAIL_ENABLED needs SMTP_HOST in production (or leave EMAIL_ENABLED empty)"
-                )
+            self._refuse_unsafe_production_accounts()
         return self
+
+    def _refuse_unsafe_production_accounts(self) -> None:
+        if self.smtp_username and self.smtp_security == "none":
+            raise ValueError(
+                "SMTP_SECURITY=none would send SMTP_PASSWORD in clear: use starttls or tls"
+            )
+        if self.email_enabled and not self.smtp_host:
+            raise ValueError(
+                "EMAIL_ENABLED needs SMTP_HOST in production (or leave EMAIL_ENABLED empty)"
+            )
 
     @field_validator("celery_broker_url", "celery_result_backend")
     @classmethod
@@ -297,15 +271,7 @@ class Settings(BaseSettings):
     @field_validator("login_limit_per_account", "login_limit_per_address")
     @classmethod
     def _limit_parses(cls, value: str) -> str:
-        from limits import parse_many  # noqa: PLC0415 - only needed to validate
-
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError(
-                "not a rate limit (e.g. '5 per minute' or '5/minute;50/hour')"
-            ) from None
-        return value
+        return check_limit(value)
 
     @property
     def cors_origin_list(self) -> list[str]:

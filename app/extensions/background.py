@@ -15,6 +15,7 @@ worker; retries back off exponentially with jitter, capped.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,11 +26,14 @@ from celery.signals import before_task_publish
 from flask import current_app
 from kombu import Queue
 
+from app.core.exceptions import ServiceUnavailable
 from app.core.request_id import current_request_id, request_id_var
 
 if TYPE_CHECKING:
     from app.core.application import APIFlask
     from app.core.settings import Settings
+
+log = logging.getLogger("app.background")
 
 #: Queues a worker can consume; routing sends each task to one.
 QUEUES = ("default", "search")
@@ -141,6 +145,26 @@ def init_app(app: APIFlask) -> None:
 
 def get_celery() -> Celery:
     return cast("Celery", current_app.extensions["celery"])
+
+
+def dispatch(name: str, **kwargs: Any) -> None:
+    """Send task ``name`` (by its registered name, so no layer below imports
+    the tasks) with ``kwargs``; without a broker it runs inline, at once.
+
+    One attempt at the broker, not kombu's default of retrying for seconds: a
+    broker that is down answers :class:`ServiceUnavailable` (503) within
+    ``REDIS_SOCKET_TIMEOUT``, and the caller knows the work was not queued."""
+    celery = get_celery()
+    task: Any = celery.tasks[name]  # apply_async takes connection=, which Celery's stub lacks
+    if celery.conf.task_always_eager:
+        task.apply_async(kwargs=kwargs)
+        return
+    try:
+        with celery.connection_for_write(transport_options={"max_retries": 0}) as connection:
+            task.apply_async(kwargs=kwargs, connection=connection, retry=False)
+    except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the work is not queued
+        log.warning("could not send task %s (%s: %s)", name, type(exc).__name__, exc)
+        raise ServiceUnavailable("Background work cannot be queued now; retry shortly") from None
 
 
 def ping_broker(settings: Settings, timeout: float) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from flask import current_app
@@ -34,39 +35,22 @@ log = logging.getLogger("app.rate_limit")
 T = TypeVar("T")
 
 
-class LoginLimiter:
-    """``check`` before verifying a password; ``failed`` after a wrong one."""
+class Counter:
+    """``limits``' moving window over shared storage, which falls back to process
+    memory while the storage fails (one warning when it goes, one when it is back)."""
 
-    def __init__(self, storage: Storage, per_account: str, per_address: str) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._shared = MovingWindowRateLimiter(storage)
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
-        self._limits: list[tuple[str, RateLimitItem]] = [
-            *(("account", item) for item in parse_many(per_account)),
-            *(("address", item) for item in parse_many(per_address)),
-        ]
         self._degraded = False
 
-    def check(self, email: str, address: str) -> None:
-        """Raise :class:`RateLimited` (429, with ``Retry-After``) if either is over its limit."""
-        keys = {"account": email.lower(), "address": address}
-        for kind, item in self._limits:
-            identifiers = ("login", kind, keys[kind])
-            if not self._call(lambda s, i=item, k=identifiers: s.test(i, *k)):
-                reset_at = self._call(lambda s, i=item, k=identifiers: s.get_window_stats(i, *k))
-                retry_after = max(1, math.ceil(reset_at.reset_time - time.time()))
-                raise RateLimited(
-                    "Too many failed sign-ins; try again later", retry_after=retry_after
-                )
+    def retry_after(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> int:
+        """Seconds until ``item``'s window for ``identifiers`` has room again (at least 1)."""
+        reset_at = self.call(lambda s: s.get_window_stats(item, *identifiers))
+        return max(1, math.ceil(reset_at.reset_time - time.time()))
 
-    def failed(self, email: str, address: str) -> None:
-        """Count one failed sign-in against the account and the address."""
-        keys = {"account": email.lower(), "address": address}
-        for kind, item in self._limits:
-            identifiers = ("login", kind, keys[kind])
-            self._call(lambda s, i=item, k=identifiers: s.hit(i, *k))
-
-    def _call(self, action: Callable[[MovingWindowRateLimiter], T]) -> T:
+    def call(self, action: Callable[[MovingWindowRateLimiter], T]) -> T:
         try:
             result = action(self._shared)
         except Exception as exc:  # noqa: BLE001 - any storage failure degrades the same way
@@ -84,6 +68,71 @@ class LoginLimiter:
         return result
 
 
+class LoginLimiter:
+    """``check`` before verifying a password; ``failed`` after a wrong one."""
+
+    def __init__(self, counter: Counter, per_account: str, per_address: str) -> None:
+        self.counter = counter
+        self._limits: list[tuple[str, RateLimitItem]] = [
+            *(("account", item) for item in parse_many(per_account)),
+            *(("address", item) for item in parse_many(per_address)),
+        ]
+
+    def check(self, email: str, address: str) -> None:
+        """Raise :class:`RateLimited` (429, with ``Retry-After``) if either is over its limit."""
+        keys = {"account": email.lower(), "address": address}
+        for kind, item in self._limits:
+            identifiers = ("login", kind, keys[kind])
+            if not self.counter.call(lambda s, i=item, k=identifiers: s.test(i, *k)):
+                raise RateLimited(
+                    "Too many failed sign-ins; try again later",
+                    retry_after=self.counter.retry_after(item, identifiers),
+                )
+
+    def failed(self, email: str, address: str) -> None:
+        """Count one failed sign-in against the account and the address."""
+        keys = {"account": email.lower(), "address": address}
+        for kind, item in self._limits:
+            identifiers = ("login", kind, keys[kind])
+            self.counter.call(lambda s, i=item, k=identifiers: s.hit(i, *k))
+
+
+class Throttle:
+    """What one flow may send (emails, SMS codes), counted per kind of key: an
+    account, a client address, a phone number. :meth:`taking` counts one send
+    against every key it is given, or refuses if any is at its limit; a
+    refusal counts nothing."""
+
+    def __init__(self, counter: Counter, flow: str, limits: dict[str, str], message: str) -> None:
+        self.counter = counter
+        self.flow = flow
+        self.message = message
+        self._limits = {kind: parse_many(value) for kind, value in limits.items()}
+
+    @contextmanager
+    def taking(self, **keys: str) -> Generator[None]:
+        """Refuse with :class:`RateLimited` (429, with ``Retry-After``: the
+        longest wait among the full limits) if any ``kind=key`` is at its
+        limit; else run the block, and count one send against each key if it
+        did not raise. A send that failed costs the caller no turn."""
+        checks = [
+            (item, (self.flow, kind, key))
+            for kind, key in keys.items()
+            for item in self._limits[kind]
+        ]
+        full = [
+            (item, ids)
+            for item, ids in checks
+            if not self.counter.call(lambda s, i=item, k=ids: s.test(i, *k))
+        ]
+        if full:
+            wait = max(self.counter.retry_after(item, ids) for item, ids in full)
+            raise RateLimited(self.message, retry_after=wait)
+        yield
+        for item, ids in checks:
+            self.counter.call(lambda s, i=item, k=ids: s.hit(i, *k))
+
+
 def init_app(app: APIFlask) -> None:
     settings = app.settings
     url = settings.ratelimit_storage_url or settings.redis_url
@@ -97,11 +146,29 @@ def init_app(app: APIFlask) -> None:
             raise SettingsError("invalid setting RATELIMIT_STORAGE_URL: not a sync storage")
     else:
         storage = MemoryStorage()
+    counter = Counter(storage)
     app.extensions["login_limiter"] = LoginLimiter(
-        storage, settings.login_limit_per_account, settings.login_limit_per_address
+        counter, settings.login_limit_per_account, settings.login_limit_per_address
     )
+    app.extensions["throttles"] = {
+        "email": Throttle(
+            counter,
+            "email",
+            {
+                "account": settings.email_limit_per_account,
+                "address": settings.email_limit_per_address,
+            },
+            "Too many emails asked for; try again later",
+        ),
+    }
 
 
 def get_login_limiter() -> LoginLimiter:
     limiter: LoginLimiter = current_app.extensions["login_limiter"]
     return limiter
+
+
+def get_throttle(flow: str) -> Throttle:
+    """The throttle of ``flow``: ``"email"``."""
+    throttle: Throttle = current_app.extensions["throttles"][flow]
+    return throttle

@@ -51,9 +51,20 @@ class UserOut(BaseModel):
 
     id: int
     email: str
+    #: Whether the owner of the account showed they read this address (a link sent to it was used).
+    email_verified: bool
     name: str
     is_admin: bool
     created_at: AwareDatetime
+
+
+class MeOut(UserOut):
+    """Your own account: a user, and the phone number bound to it."""
+
+    model_config = ConfigDict(title="Me", json_schema_serialization_defaults_required=True)
+
+    #: E.164 (``+8613800138000``); ``null`` until one is bound with a code sent to it.
+    phone: str | None = None
 
 
 class UserPage(Page[UserOut]):
@@ -113,3 +124,24 @@ class UserUpdate(Patch):
     name: Name | None = None
     password: Password | None = None
     current_password: Annotated[str, Field(max_length=128)] | None = None
+
+
+#: What itsdangerous makes of ``[user_id, fingerprint]``: about 100 characters.
+LinkToken = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class EmailToken(StrictModel):
+    """The token from a verification link."""
+
+    token: LinkToken
+
+
+class ForgotPassword(StrictModel):
+    email: Email
+
+
+class ResetPassword(StrictModel):
+    """The token from a reset link, and the new password."""
+
+    token: LinkToken
+    password: Password

@@ -29,7 +29,15 @@ from app.core.settings import Settings
 from app.extensions.rate_limit import LoginLimiter
 from app.models import RefreshToken, User
 from app.schemas.base import PageQuery
-from app.schemas.users import EMAIL_PATTERN, Register, TokenPair, UserOut, UserPage, UserUpdate
+from app.schemas.users import (
+    EMAIL_PATTERN,
+    MeOut,
+    Register,
+    TokenPair,
+    UserOut,
+    UserPage,
+    UserUpdate,
+)
 from app.services.pagination import page_of
 
 EMAIL_TAKEN = "An account with this email already exists"
@@ -41,13 +49,19 @@ def to_out(user: User) -> UserOut:
     return UserOut(
         id=user.id,
         email=user.email,
+        email_verified=user.email_verified,
         name=user.name,
         is_admin=user.is_admin,
         created_at=user.created_at,
     )
 
 
-def _hasher(settings: Settings) -> PasswordHash:
+def me_out(user: User) -> MeOut:
+    """``user`` as its owner sees it: with its phone."""
+    return MeOut(**to_out(user).model_dump(), phone=user.phone)
+
+
+def hasher(settings: Settings) -> PasswordHash:
     return password_hash(settings.password_time_cost, settings.password_memory_cost)
 
 
@@ -59,7 +73,7 @@ def register(session: Session, fields: Register, *, settings: Settings) -> UserO
     user = User(
         email=email,
         name=fields.name,
-        password_hash=hash_password(fields.password, _hasher(settings)),
+        password_hash=hash_password(fields.password, hasher(settings)),
     )
     session.add(user)
     try:
@@ -97,7 +111,7 @@ def sign_in(
     )
     # An unknown email costs a full verification too, so timing reveals nothing.
     valid, new_hash = verify_password(
-        password, user.password_hash if user else None, _hasher(settings)
+        password, user.password_hash if user else None, hasher(settings)
     )
     if user is None or not valid:
         limiter.failed(email, address)
@@ -132,7 +146,7 @@ def revoke(session: Session, refresh_token: str) -> None:
 
 def update_account(
     session: Session, user: User, changes: UserUpdate, *, settings: Settings
-) -> UserOut:
+) -> MeOut:
     """Change ``user``'s name, or password. A new password needs the current
     one, and signs out every session of the account (its refresh tokens are
     revoked)."""
@@ -143,7 +157,7 @@ def update_account(
     if changes.name is not None:
         user.name = changes.name
     session.commit()
-    return to_out(user)
+    return me_out(user)
 
 
 def change_password(
@@ -161,13 +175,18 @@ def change_password(
                 }
             ]
         )
-    hasher = _hasher(settings)
-    if not verify_password(current, user.password_hash, hasher)[0]:
+    hashing = hasher(settings)
+    if not verify_password(current, user.password_hash, hashing)[0]:
         raise NotPermittedError("current_password is not your current password")
-    user.password_hash = hash_password(new, hasher)
+    user.password_hash = hash_password(new, hashing)
+    revoke_all(session, user.id)
+
+
+def revoke_all(session: Session, user_id: int) -> None:
+    """Revoke every refresh token of the account (in the session: the caller commits)."""
     session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
 

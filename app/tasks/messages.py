@@ -1,4 +1,8 @@
-"""Sending email: one task per message, sent once (:mod:`app.services.sending`)."""
+"""Sending email: one task per message, sent once (:mod:`app.services.sending`).
+
+The account flows' tasks build their message in the worker, from the account
+as it is then (:mod:`app.services.account_email`), and send it as
+:func:`send_email` does."""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from typing import Any
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
+from app.core.application import current_settings
 from app.extensions.database import get_database
 from app.extensions.messaging import Email, SendFailed, get_email_sender
+from app.services import account_email
 from app.services.sending import send_once
 
 log = logging.getLogger("app.messaging")
@@ -31,7 +37,37 @@ def send_email(
     will not (a 5xx, no STARTTLS, an untrusted certificate) is logged as an
     error and not retried. Without a broker the task runs inline, in the
     request that sent it: a failure there is logged and the request goes on."""
-    email = Email(to=to, subject=subject, text=text, html=html)
+    return _send(self, key, Email(to=to, subject=subject, text=text, html=html))
+
+
+@shared_task(name=account_email.VERIFY_TASK, bind=True)
+def send_verification_email(self: Any, user_id: int) -> bool:
+    """Send the account its verification link, as :func:`send_email` sends,
+    unless it was verified (or deleted) since it asked."""
+    session = get_database().session()
+    email = account_email.verification_email(session, user_id, settings=current_settings())
+    if email is None:
+        log.info("verification email for account %d not sent: verified or gone", user_id)
+        return False
+    return _send(self, f"verify-{self.request.id}", email)
+
+
+@shared_task(name=account_email.RESET_TASK, bind=True)
+def send_password_reset(self: Any, email: str) -> bool:
+    """Send a reset link to ``email`` if an account has it, as
+    :func:`send_email` sends. Nothing is sent, and nothing logged at INFO,
+    for an address without an account."""
+    session = get_database().session()
+    message = account_email.reset_email(session, email, settings=current_settings())
+    if message is None:
+        log.debug("password reset for an address without an account: nothing sent")
+        return False
+    return _send(self, f"reset-{self.request.id}", message)
+
+
+def _send(task: Any, key: str, email: Email) -> bool:
+    """Send ``email`` once under ``key``, retrying as :func:`send_email` says.
+    A redelivered task keeps its id, so its key: it sends nothing twice."""
 
     def deliver() -> None:
         get_email_sender().send(email, key=key)
@@ -39,17 +75,17 @@ def send_email(
     try:
         return send_once(get_database().session(), key=key, channel="email", deliver=deliver)
     except SendFailed as exc:
-        if self.request.is_eager:
+        if task.request.is_eager:
             log.error("email %s not sent (tasks run inline, so it is not retried): %s", key, exc)
             return False
         if exc.retryable:
             countdown = get_exponential_backoff_interval(
                 factor=RETRY_FACTOR,
-                retries=self.request.retries,
-                maximum=self.retry_backoff_max,
+                retries=task.request.retries,
+                maximum=task.retry_backoff_max,
                 full_jitter=True,
             )
             log.warning("email %s not sent, retrying in %d s: %s", key, countdown, exc)
-            raise self.retry(exc=exc, countdown=countdown) from exc
+            raise task.retry(exc=exc, countdown=countdown) from exc
         log.error("email %s not sent, and will not be retried: %s", key, exc)
         raise

@@ -1,7 +1,9 @@
-"""``/auth``: register, sign in, refresh, sign out.
+"""``/auth``: register, sign in, refresh, sign out; verify an email address,
+reset a forgotten password.
 
 The rules (rotation, reuse detection, the login limiter) are
-:mod:`app.services.accounts`'. Token responses carry ``Cache-Control:
+:mod:`app.services.accounts`', and the email flows'
+:mod:`app.services.account_email`'. Token responses carry ``Cache-Control:
 no-store`` (RFC 6749).
 """
 
@@ -9,16 +11,30 @@ from __future__ import annotations
 
 from flask import request
 
+from app.auth.guards import require_user, signed_in
 from app.core.application import APIBlueprint, current_settings
 from app.extensions.database import get_database
-from app.extensions.rate_limit import get_login_limiter
-from app.schemas.users import RefreshRequest, Register, TokenForm, TokenPair, TokenRequest, UserOut
-from app.services import accounts
+from app.extensions.rate_limit import get_login_limiter, get_throttle
+from app.schemas.users import (
+    EmailToken,
+    ForgotPassword,
+    RefreshRequest,
+    Register,
+    ResetPassword,
+    TokenForm,
+    TokenPair,
+    TokenRequest,
+    UserOut,
+)
+from app.services import account_email, accounts
 
 bp = APIBlueprint("auth", __name__, url_prefix="/auth")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _BAD_REFRESH = "The refresh token is not valid, expired, or revoked"
+_EMAIL_LIMITED = "Too many emails asked for this address, or from this client; see Retry-After"
+_NO_EMAIL = "Email is turned off on this server, or cannot be queued now (retry shortly)"
+_RETRY_AFTER = {429: {"Retry-After": "Seconds to wait"}}
 
 
 @bp.operation(
@@ -97,3 +113,96 @@ def refresh(body: RefreshRequest) -> tuple[TokenPair, dict[str, str]]:
 def logout(body: RefreshRequest) -> None:
     """Sign out: revoke this refresh token and every token of its login."""
     accounts.revoke(get_database().session(), body.refresh_token)
+
+
+@bp.operation(
+    "POST",
+    "/email/verification",
+    "requestEmailVerification",
+    guard=signed_in,
+    responses={
+        202: "An email with a verification link is on its way to your address",
+        409: account_email.ALREADY_VERIFIED,
+        429: _EMAIL_LIMITED,
+        503: _NO_EMAIL,
+    },
+    headers=_RETRY_AFTER,
+)
+def request_email_verification() -> tuple[None, int]:
+    """Send a link that verifies your address to your address.
+
+    The link opens `EMAIL_LINK_BASE_URL/verify-email?token=...`; that page
+    posts the token to `/auth/email/verify`.
+    """
+    account_email.request_verification(
+        require_user(), settings=current_settings(), throttle=get_throttle("email")
+    )
+    return None, 202
+
+
+@bp.operation(
+    "POST",
+    "/email/verify",
+    "verifyEmail",
+    body=EmailToken,
+    responses={
+        200: UserOut,
+        400: "The token is not valid, or was used already",
+        410: "The token has expired: ask for a new link",
+    },
+)
+def verify_email(body: EmailToken) -> UserOut:
+    """Verify an address with the token from its link; the token then stops working."""
+    return account_email.verify_email(
+        get_database().session(), body.token, settings=current_settings()
+    )
+
+
+@bp.operation(
+    "POST",
+    "/password/forgot",
+    "forgotPassword",
+    body=ForgotPassword,
+    responses={
+        202: "If an account has this address, a reset link is on its way to it",
+        429: _EMAIL_LIMITED,
+        503: _NO_EMAIL,
+    },
+    headers=_RETRY_AFTER,
+)
+def forgot_password(body: ForgotPassword) -> tuple[None, int]:
+    """Ask for a link that resets the password of the account with this email.
+
+    The answer is the same, in the same time, whether or not an account has
+    the address. The link opens `EMAIL_LINK_BASE_URL/reset-password?token=...`;
+    that page posts the token and a new password to `/auth/password/reset`.
+    """
+    account_email.forgot_password(
+        body.email,
+        address=request.remote_addr or "unknown",
+        settings=current_settings(),
+        throttle=get_throttle("email"),
+    )
+    return None, 202
+
+
+@bp.operation(
+    "POST",
+    "/password/reset",
+    "resetPassword",
+    body=ResetPassword,
+    responses={
+        204: "The password is changed, and every session of the account signed out",
+        400: "The token is not valid, or was used already (the password changed since)",
+        410: "The token has expired: ask for a new link",
+    },
+)
+def reset_password(body: ResetPassword) -> None:
+    """Choose a new password with the token from a reset link.
+
+    Every refresh token of the account is revoked, and the address counts as
+    verified: the link reached it.
+    """
+    account_email.reset_password(
+        get_database().session(), body.token, body.password, settings=current_settings()
+    )

@@ -6,16 +6,16 @@ from app.auth.guards import admin, require_user, signed_in
 from app.core.application import APIBlueprint, current_settings
 from app.extensions.database import get_database
 from app.schemas.base import PageQuery
-from app.schemas.users import UserOut, UserPage, UserUpdate
+from app.schemas.users import MeOut, UserPage, UserUpdate
 from app.services import accounts
 
 bp = APIBlueprint("users", __name__, url_prefix="/users")
 
 
-@bp.operation("GET", "/me", "getMe", guard=signed_in, responses={200: UserOut})
-def get_me() -> UserOut:
-    """Your account."""
-    return accounts.to_out(require_user())
+@bp.operation("GET", "/me", "getMe", guard=signed_in, responses={200: MeOut})
+def get_me() -> MeOut:
+    """Your account, with its phone number."""
+    return accounts.me_out(require_user())
 
 
 @bp.operation(
@@ -24,9 +24,9 @@ def get_me() -> UserOut:
     "updateMe",
     guard=signed_in,
     body=UserUpdate,
-    responses={200: UserOut, 403: "current_password is wrong"},
+    responses={200: MeOut, 403: "current_password is wrong"},
 )
-def update_me(body: UserUpdate) -> UserOut:
+def update_me(body: UserUpdate) -> MeOut:
     """Change your name, or your password.
 
     A new ``password`` needs ``current_password``; changing it signs out every
