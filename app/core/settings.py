@@ -246,6 +246,27 @@ class Settings(AccountSettings, BaseSettings):
             raise ValueError(
                 "EMAIL_ENABLED needs SMTP_HOST in production (or leave EMAIL_ENABLED empty)"
             )
+        if self.sms_sender == "console":
+            raise ValueError("SMS_SENDER=console writes codes to the log: not in production")
+
+    @model_validator(mode="after")
+    def _tencent_needs_its_settings(self) -> Settings:
+        if self.sms_sender == "tencent":
+            missing = [
+                name.upper()
+                for name in (
+                    "tencent_sms_secret_id",
+                    "tencent_sms_app_id",
+                    "tencent_sms_sign_name",
+                    "tencent_sms_template_id",
+                )
+                if not getattr(self, name)
+            ]
+            if not self.tencent_sms_secret_key.get_secret_value():
+                missing.append("TENCENT_SMS_SECRET_KEY")
+            if missing:
+                raise ValueError(f"SMS_SENDER=tencent needs {', '.join(missing)}")
+        return self
 
     @field_validator("celery_broker_url", "celery_result_backend")
     @classmethod
@@ -288,6 +309,12 @@ class Settings(AccountSettings, BaseSettings):
         if self.email_enabled is not None:
             return self.email_enabled
         return bool(self.smtp_host) or not self.is_production
+
+    @property
+    def resolved_sms_sender(self) -> Literal["tencent", "console"] | None:
+        if self.sms_sender is not None:
+            return self.sms_sender
+        return None if self.is_production else "console"
 
     @property
     def is_production(self) -> bool:

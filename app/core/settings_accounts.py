@@ -56,6 +56,34 @@ class AccountSettings(BaseModel):
     #: ``forgot`` requests one client address may make.
     email_limit_per_address: Annotated[str, Field(min_length=1)] = "10 per hour;50 per day"
 
+    # -- sms (docs/accounts.md) ---------------------------------------------
+    #: ``tencent`` (Tencent Cloud SMS), or ``console`` (each message to the log,
+    #: refused in production). Empty: ``console`` outside production, no SMS in it.
+    sms_sender: Literal["tencent", "console"] | None = None
+    #: A Tencent Cloud API key pair (CAM), allowed to call ``sms:SendSms``.
+    tencent_sms_secret_id: str = ""
+    tencent_sms_secret_key: SecretStr = SecretStr("")
+    #: The region the calls name (``X-TC-Region``).
+    tencent_sms_region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+(-[0-9]+)?$")] = "ap-guangzhou"
+    #: Where the SDK sends them; the tests point it at a stand-in.
+    tencent_sms_endpoint: str = "https://sms.tencentcloudapi.com"
+    #: ``SmsSdkAppId``, ``SignName`` and ``TemplateId`` of the SMS console; the
+    #: template takes the code as its first parameter.
+    tencent_sms_app_id: str = ""
+    tencent_sms_sign_name: str = ""
+    tencent_sms_template_id: str = ""
+    #: Seconds one call may take (the SDK counts whole seconds).
+    tencent_sms_timeout: Annotated[int, Field(ge=1, le=60)] = 5
+    #: The region a phone number without ``+`` is read in (ISO 3166, e.g. ``CN``).
+    phone_default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "CN"
+
+    @field_validator("tencent_sms_endpoint")
+    @classmethod
+    def _tencent_endpoint_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local stand-in)")
+        return value.rstrip("/")
+
     @field_validator("mail_from")
     @classmethod
     def _mail_from_is_an_address(cls, value: str) -> str:

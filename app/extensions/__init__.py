@@ -21,6 +21,7 @@ from app.extensions import (
     rate_limit,
     redis,
     search,
+    sms,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ EXTENSIONS: tuple[ModuleType, ...] = (
     cors,
     background,
     messaging,
+    sms,
     search,
     fanout,
 )
