@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Generator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from flask import current_app
@@ -99,9 +98,8 @@ class LoginLimiter:
 
 class Throttle:
     """What one flow may send (emails, SMS codes), counted per kind of key: an
-    account, a client address, a phone number. :meth:`taking` counts one send
-    against every key it is given, or refuses if any is at its limit; a
-    refusal counts nothing."""
+    account, a client address, a phone number. :meth:`take` counts one send
+    against every key it is given, and refuses if any was at its limit."""
 
     def __init__(self, counter: Counter, flow: str, limits: dict[str, str], message: str) -> None:
         self.counter = counter
@@ -109,28 +107,21 @@ class Throttle:
         self.message = message
         self._limits = {kind: parse_many(value) for kind, value in limits.items()}
 
-    @contextmanager
-    def taking(self, **keys: str) -> Generator[None]:
-        """Refuse with :class:`RateLimited` (429, with ``Retry-After``: the
-        longest wait among the full limits) if any ``kind=key`` is at its
-        limit; else run the block, and count one send against each key if it
-        did not raise. A send that failed costs the caller no turn."""
-        checks = [
-            (item, (self.flow, kind, key))
-            for kind, key in keys.items()
-            for item in self._limits[kind]
-        ]
-        full = [
-            (item, ids)
-            for item, ids in checks
-            if not self.counter.call(lambda s, i=item, k=ids: s.test(i, *k))
-        ]
+    def take(self, **keys: str) -> None:
+        """Count one send against each ``kind=key``, or raise
+        :class:`RateLimited` (429, with ``Retry-After``: the longest wait among
+        the full limits) if any is full. Each count is ``limits``' atomic
+        ``hit``, so requests sent at once cannot all pass a test before any
+        counts."""
+        full: list[tuple[RateLimitItem, tuple[str, ...]]] = []
+        for kind, key in keys.items():
+            ids = (self.flow, kind, key)
+            for item in self._limits[kind]:
+                if not self.counter.call(lambda s, i=item, k=ids: s.hit(i, *k)):
+                    full.append((item, ids))
         if full:
             wait = max(self.counter.retry_after(item, ids) for item, ids in full)
             raise RateLimited(self.message, retry_after=wait)
-        yield
-        for item, ids in checks:
-            self.counter.call(lambda s, i=item, k=ids: s.hit(i, *k))
 
 
 def init_app(app: APIFlask) -> None:
@@ -150,15 +141,23 @@ def init_app(app: APIFlask) -> None:
     app.extensions["login_limiter"] = LoginLimiter(
         counter, settings.login_limit_per_account, settings.login_limit_per_address
     )
+    # One count per flow, so resets asked for by a stranger never use up the
+    # verification emails of the address's owner.
     app.extensions["throttles"] = {
-        "email": Throttle(
+        "verify-email": Throttle(
             counter,
-            "email",
+            "verify-email",
+            {"account": settings.email_limit_per_account},
+            "Too many verification emails asked for; try again later",
+        ),
+        "reset-password": Throttle(
+            counter,
+            "reset-password",
             {
                 "account": settings.email_limit_per_account,
                 "address": settings.email_limit_per_address,
             },
-            "Too many emails asked for; try again later",
+            "Too many password resets asked for; try again later",
         ),
     }
 
@@ -169,6 +168,6 @@ def get_login_limiter() -> LoginLimiter:
 
 
 def get_throttle(flow: str) -> Throttle:
-    """The throttle of ``flow``: ``"email"``."""
+    """The throttle of ``flow``: ``"verify-email"`` or ``"reset-password"``."""
     throttle: Throttle = current_app.extensions["throttles"][flow]
     return throttle

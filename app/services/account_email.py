@@ -49,8 +49,8 @@ def request_verification(user: User, *, settings: Settings, throttle: Throttle) 
     _require_email(settings)
     if user.email_verified:
         raise StateConflictError(ALREADY_VERIFIED)
-    with throttle.taking(account=user.email):
-        dispatch(VERIFY_TASK, user_id=user.id)
+    throttle.take(account=user.email)
+    dispatch(VERIFY_TASK, user_id=user.id)
 
 
 def forgot_password(email: str, *, address: str, settings: Settings, throttle: Throttle) -> None:
@@ -59,8 +59,8 @@ def forgot_password(email: str, *, address: str, settings: Settings, throttle: T
     (whether or not it has an account) and the client's ``address``."""
     _require_email(settings)
     email = email.lower()
-    with throttle.taking(account=email, address=address):
-        dispatch(RESET_TASK, email=email)
+    throttle.take(account=email, address=address)
+    dispatch(RESET_TASK, email=email)
 
 
 def _require_email(settings: Settings) -> None:
@@ -146,8 +146,8 @@ def verify_email(session: Session, token: str, *, settings: Settings) -> UserOut
 
 
 def reset_password(session: Session, token: str, password: str, *, settings: Settings) -> None:
-    """Set the token's account's password and sign it out everywhere (every
-    refresh token revoked). The link came to the address, so the address is
+    """Set the token's account's password and revoke every refresh token of
+    it (its access tokens live out their short TTL). The link came to the address, so the address is
     verified too. The token dies with the old password hash."""
     user_id, fingerprint = _read(settings, RESET, token, max_age=settings.password_reset_ttl)
     user = session.get(User, user_id)

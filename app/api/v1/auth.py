@@ -135,7 +135,7 @@ def request_email_verification() -> tuple[None, int]:
     posts the token to `/auth/email/verify`.
     """
     account_email.request_verification(
-        require_user(), settings=current_settings(), throttle=get_throttle("email")
+        require_user(), settings=current_settings(), throttle=get_throttle("verify-email")
     )
     return None, 202
 
@@ -181,7 +181,7 @@ def forgot_password(body: ForgotPassword) -> tuple[None, int]:
         body.email,
         address=request.remote_addr or "unknown",
         settings=current_settings(),
-        throttle=get_throttle("email"),
+        throttle=get_throttle("reset-password"),
     )
     return None, 202
 
@@ -192,7 +192,7 @@ def forgot_password(body: ForgotPassword) -> tuple[None, int]:
     "resetPassword",
     body=ResetPassword,
     responses={
-        204: "The password is changed, and every session of the account signed out",
+        204: "The password is changed, and every refresh token of the account revoked",
         400: "The token is not valid, or was used already (the password changed since)",
         410: "The token has expired: ask for a new link",
     },
