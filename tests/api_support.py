@@ -4,7 +4,9 @@ error envelope checked, every row read back, and the SQL a block ran."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,3 +132,27 @@ def count_queries(api: Api) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+# -- timing ---------------------------------------------------------------------------
+
+
+def median_ms(send: Callable[[], Any], tries: int = 100) -> tuple[float, set[int], set[bytes]]:
+    """The median time of ``send`` over ``tries`` (after 10 unmeasured), and
+    the statuses and bodies it answered."""
+    for _ in range(10):
+        send()
+    times: list[float] = []
+    statuses: set[int] = set()
+    bodies: set[bytes] = set()
+    for _ in range(tries):
+        started = time.perf_counter()
+        response = send()
+        times.append((time.perf_counter() - started) * 1000)
+        statuses.add(response.status_code)
+        bodies.add(response.get_data())
+    return statistics.median(times), statuses, bodies
+
+
+def within_ten_percent(a: float, b: float) -> bool:
+    return abs(a - b) <= 0.10 * max(a, b)

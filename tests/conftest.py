@@ -261,6 +261,17 @@ def inbox() -> Iterator[tuple[Any, int]]:
 
 
 @pytest.fixture
+def tencent() -> Iterator[Any]:
+    """The Tencent Cloud SMS stand-in (``tests/tencent_fake.py``), on a free port."""
+    from tencent_fake import FakeTencentSms  # noqa: PLC0415 - only the SMS tests need it
+
+    fake = FakeTencentSms()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
 def api(api_app: APIFlask) -> Any:
     from api_support import Api  # noqa: PLC0415 - api_support imports the app
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
-from api_support import PASSWORD, Api, error, snapshot
+from api_support import PASSWORD, Api, error, median_ms, snapshot, within_ten_percent
 from conftest import BROKER_URL, AppFactory
 from itsdangerous import TimestampSigner
 from mail_support import Inbox
@@ -534,27 +534,6 @@ def test_with_smtp_down_the_request_still_answers_and_the_inline_send_is_logged(
 
 
 # -- enumeration ------------------------------------------------------------------
-
-
-def median_ms(send: Callable[[], Any], tries: int = 100) -> tuple[float, set[int], set[bytes]]:
-    """The median time of ``send`` over ``tries`` (after 10 unmeasured), and
-    the statuses and bodies it answered."""
-    for _ in range(10):
-        send()
-    times: list[float] = []
-    statuses: set[int] = set()
-    bodies: set[bytes] = set()
-    for _ in range(tries):
-        started = time.perf_counter()
-        response = send()
-        times.append((time.perf_counter() - started) * 1000)
-        statuses.add(response.status_code)
-        bodies.add(response.get_data())
-    return statistics.median(times), statuses, bodies
-
-
-def within_ten_percent(a: float, b: float) -> bool:
-    return abs(a - b) <= 0.10 * max(a, b)
 
 
 @pytest.mark.parametrize("db_engine", ["mysql"], indirect=True)

@@ -34,7 +34,7 @@ REQUIRED_PAGES = {
     "Cache design": "cache.md",
     "Background tasks": "tasks.md",
     "Search": "search.md",
-    "Accounts: email": "accounts.md",
+    "Accounts: email and phone": "accounts.md",
     "Deployment and scaling": "deployment.md",
     "Performance": "performance.md",
     "Contributing": "contributing.md",

@@ -101,6 +101,11 @@ ACCEPTANCES = [*_DEFAULTS.positive_data_acceptance.expected_statuses, "412"]
 #: routes alone, those answer valid data too.
 LINK_ROUTES = r"^/auth/(email/verify|password/reset)$"
 LINK_ACCEPTANCES = [*ACCEPTANCES, "400", "410"]
+#: A phone number is a string to the schema: whether it is a valid number is
+#: ``phonenumbers``' metadata, which no JSON Schema can hold, so a string the
+#: schema allows may still be a 422 that says "Not a valid phone number".
+PHONE_ROUTES = r"^/(auth/sms/(code|token)|users/me/phone)$"
+PHONE_ACCEPTANCES = [*ACCEPTANCES, "422"]
 CONFIG = SchemathesisConfig.from_dict(
     {
         "checks": {
@@ -111,7 +116,11 @@ CONFIG = SchemathesisConfig.from_dict(
             {
                 "include-path-regex": LINK_ROUTES,
                 "checks": {"positive_data_acceptance": {"expected-statuses": LINK_ACCEPTANCES}},
-            }
+            },
+            {
+                "include-path-regex": PHONE_ROUTES,
+                "checks": {"positive_data_acceptance": {"expected-statuses": PHONE_ACCEPTANCES}},
+            },
         ],
     }
 )
@@ -195,8 +204,11 @@ def test_a_body_too_large_and_a_failed_precondition_are_expected_answers() -> No
     assert set(_DEFAULTS.positive_data_acceptance.expected_statuses) | {"412"} == accepted
 
 
-def test_only_the_link_routes_accept_a_400_for_valid_data() -> None:
-    (override,) = schema.config.operations.operations
-    assert override.checks.positive_data_acceptance.expected_statuses == LINK_ACCEPTANCES
+def test_only_the_link_and_phone_routes_accept_more_for_valid_data() -> None:
+    links, phones = schema.config.operations.operations
+    assert links.checks.positive_data_acceptance.expected_statuses == LINK_ACCEPTANCES
+    assert phones.checks.positive_data_acceptance.expected_statuses == PHONE_ACCEPTANCES
+    phoned = {path for path in schema.raw_schema["paths"] if re.fullmatch(PHONE_ROUTES, path)}
+    assert phoned == {"/auth/sms/code", "/auth/sms/token", "/users/me/phone"}
     linked = {path for path in schema.raw_schema["paths"] if re.fullmatch(LINK_ROUTES, path)}
     assert linked == {"/auth/email/verify", "/auth/password/reset"}

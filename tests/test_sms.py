@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,14 +35,6 @@ from app.extensions.sms import (
 ADA = "+8613800138000"
 BOB = "+8613900139000"
 CAROL = "+14155550123"
-
-
-@pytest.fixture
-def tencent() -> Iterator[FakeTencentSms]:
-    fake = FakeTencentSms()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def sender(

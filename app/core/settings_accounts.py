@@ -77,6 +77,16 @@ class AccountSettings(BaseModel):
     #: The region a phone number without ``+`` is read in (ISO 3166, e.g. ``CN``).
     phone_default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "CN"
 
+    #: Codes sent to one number: the first limit is the resend wait (``resend_after``).
+    sms_limit_per_number: Annotated[str, Field(min_length=1)] = "1 per minute;5 per hour;10 per day"
+    #: Codes one client address may ask for.
+    sms_limit_per_address: Annotated[str, Field(min_length=1)] = "20 per day"
+
+    @field_validator("sms_limit_per_number", "sms_limit_per_address")
+    @classmethod
+    def _sms_limit_parses(cls, value: str) -> str:
+        return check_limit(value)
+
     @field_validator("tencent_sms_endpoint")
     @classmethod
     def _tencent_endpoint_is_http(cls, value: str) -> str:

@@ -22,6 +22,7 @@ from app.extensions import (
     redis,
     search,
     sms,
+    sms_codes,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ EXTENSIONS: tuple[ModuleType, ...] = (
     background,
     messaging,
     sms,
+    sms_codes,
     search,
     fanout,
 )

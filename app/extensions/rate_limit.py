@@ -159,6 +159,12 @@ def init_app(app: APIFlask) -> None:
             },
             "Too many password resets asked for; try again later",
         ),
+        "sms-code": Throttle(
+            counter,
+            "sms-code",
+            {"number": settings.sms_limit_per_number, "address": settings.sms_limit_per_address},
+            "Too many codes asked for; try again later",
+        ),
     }
 
 
@@ -168,6 +174,6 @@ def get_login_limiter() -> LoginLimiter:
 
 
 def get_throttle(flow: str) -> Throttle:
-    """The throttle of ``flow``: ``"verify-email"`` or ``"reset-password"``."""
+    """The throttle of ``flow``: ``"verify-email"``, ``"reset-password"`` or ``"sms-code"``."""
     throttle: Throttle = current_app.extensions["throttles"][flow]
     return throttle

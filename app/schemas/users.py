@@ -145,3 +145,39 @@ class ResetPassword(StrictModel):
 
     token: LinkToken
     password: Password
+
+
+#: Why a code is sent: to sign in, or to bind the number to your account.
+SmsPurpose = Literal["login", "bind"]
+#: A phone number as people write it; the server reads it with ``phonenumbers``
+#: (``PHONE_DEFAULT_REGION`` when it has no ``+``) and answers it in E.164.
+PhoneNumber = Annotated[
+    str, Field(min_length=3, max_length=32, examples=["+8613800138000", "13800138000"])
+]
+SmsCode = Annotated[str, Field(pattern=r"^[0-9]{6}$", examples=["123456"])]
+
+
+class SmsCodeRequest(StrictModel):
+    phone: PhoneNumber
+    purpose: SmsPurpose
+
+
+class SmsCodeSent(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    #: Seconds before another code may be sent to this number.
+    resend_after: int
+
+
+class SmsSignIn(StrictModel):
+    """Sign in with a code sent to a number bound to an account."""
+
+    phone: PhoneNumber
+    code: SmsCode
+
+
+class PhoneBind(StrictModel):
+    """Bind a number to your account with a code sent to it (``purpose: "bind"``)."""
+
+    phone: PhoneNumber
+    code: SmsCode

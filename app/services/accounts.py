@@ -118,10 +118,15 @@ def sign_in(
         raise NotAuthenticatedError(BAD_CREDENTIALS)
     if new_hash is not None:  # the Argon2 parameters changed since this hash was made
         user.password_hash = new_hash
+    return issue_pair(session, user.id, settings)
+
+
+def issue_pair(session: Session, user_id: int, settings: Settings) -> TokenPair:
+    """A new login of ``user_id``: a token pair, its refresh token stored."""
     refresh_token = refresh_tokens.issue(
-        session, user.id, timedelta(seconds=settings.refresh_token_ttl)
+        session, user_id, timedelta(seconds=settings.refresh_token_ttl)
     )
-    return _pair(user.id, refresh_token, settings)
+    return _pair(user_id, refresh_token, settings)
 
 
 def rotate(session: Session, refresh_token: str, *, settings: Settings) -> TokenPair:

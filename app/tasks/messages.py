@@ -7,6 +7,7 @@ as it is then (:mod:`app.services.account_email`), and send it as
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
@@ -15,7 +16,10 @@ from celery.utils.time import get_exponential_backoff_interval
 from app.core.application import current_settings
 from app.extensions.database import get_database
 from app.extensions.messaging import Email, SendFailed, get_email_sender
-from app.services import account_email
+from app.extensions.sms import get_sms_sender
+from app.extensions.sms_codes import get_sms_codes
+from app.schemas.users import SmsPurpose
+from app.services import account_email, phone_auth
 from app.services.sending import send_once
 
 log = logging.getLogger("app.messaging")
@@ -37,7 +41,7 @@ def send_email(
     will not (a 5xx, no STARTTLS, an untrusted certificate) is logged as an
     error and not retried. Without a broker the task runs inline, in the
     request that sent it: a failure there is logged and the request goes on."""
-    return _send(self, key, Email(to=to, subject=subject, text=text, html=html))
+    return _send_email(self, key, Email(to=to, subject=subject, text=text, html=html))
 
 
 @shared_task(name=account_email.VERIFY_TASK, bind=True)
@@ -49,7 +53,7 @@ def send_verification_email(self: Any, user_id: int) -> bool:
     if email is None:
         log.info("verification email for account %d not sent: verified or gone", user_id)
         return False
-    return _send(self, f"verify-{self.request.id}", email)
+    return _send_email(self, f"verify-{self.request.id}", email)
 
 
 @shared_task(name=account_email.RESET_TASK, bind=True)
@@ -62,21 +66,45 @@ def send_password_reset(self: Any, email: str) -> bool:
     if message is None:
         log.debug("password reset for an address without an account: nothing sent")
         return False
-    return _send(self, f"reset-{self.request.id}", message)
+    return _send_email(self, f"reset-{self.request.id}", message)
 
 
-def _send(task: Any, key: str, email: Email) -> bool:
-    """Send ``email`` once under ``key``, retrying as :func:`send_email` says.
-    A redelivered task keeps its id, so its key: it sends nothing twice."""
+@shared_task(name=phone_auth.CODE_TASK, bind=True)
+def send_sms_code(self: Any, phone: str, purpose: SmsPurpose) -> bool:
+    """Make a code for ``phone`` and send it by SMS, once, retried as
+    :func:`send_email` is; for a sign-in to a number no account has bound,
+    nothing."""
+    session = get_database().session()
+    sender = get_sms_sender()
+    if sender is None:
+        log.error("SMS code for a number not sent: SMS is off (SMS_SENDER)")
+        return False
+    if not phone_auth.wants_code(session, phone, purpose):
+        log.debug("sign-in code for a number no account has bound: nothing sent")
+        return False
 
     def deliver() -> None:
-        get_email_sender().send(email, key=key)
+        # Made once the key is claimed: a redelivered task that finds its
+        # message sent makes no new code, so the one sent stays good.
+        sender.send(phone_auth.new_code(phone, purpose, codes=get_sms_codes()))
 
+    return _send(self, f"sms-{self.request.id}", "sms", deliver)
+
+
+def _send_email(task: Any, key: str, email: Email) -> bool:
+    return _send(task, key, "email", lambda: get_email_sender().send(email, key=key))
+
+
+def _send(task: Any, key: str, channel: str, deliver: Callable[[], None]) -> bool:
+    """Deliver once under ``key``, retrying as :func:`send_email` says. A
+    redelivered task keeps its id, so its key: it sends nothing twice."""
     try:
-        return send_once(get_database().session(), key=key, channel="email", deliver=deliver)
+        return send_once(get_database().session(), key=key, channel=channel, deliver=deliver)
     except SendFailed as exc:
         if task.request.is_eager:
-            log.error("email %s not sent (tasks run inline, so it is not retried): %s", key, exc)
+            log.error(
+                "%s %s not sent (tasks run inline, so it is not retried): %s", channel, key, exc
+            )
             return False
         if exc.retryable:
             countdown = get_exponential_backoff_interval(
@@ -85,7 +113,7 @@ def _send(task: Any, key: str, email: Email) -> bool:
                 maximum=task.retry_backoff_max,
                 full_jitter=True,
             )
-            log.warning("email %s not sent, retrying in %d s: %s", key, countdown, exc)
+            log.warning("%s %s not sent, retrying in %d s: %s", channel, key, countdown, exc)
             raise task.retry(exc=exc, countdown=countdown) from exc
-        log.error("email %s not sent, and will not be retried: %s", key, exc)
+        log.error("%s %s not sent, and will not be retried: %s", channel, key, exc)
         raise

@@ -15,18 +15,22 @@ from app.auth.guards import require_user, signed_in
 from app.core.application import APIBlueprint, current_settings
 from app.extensions.database import get_database
 from app.extensions.rate_limit import get_login_limiter, get_throttle
+from app.extensions.sms_codes import get_sms_codes
 from app.schemas.users import (
     EmailToken,
     ForgotPassword,
     RefreshRequest,
     Register,
     ResetPassword,
+    SmsCodeRequest,
+    SmsCodeSent,
+    SmsSignIn,
     TokenForm,
     TokenPair,
     TokenRequest,
     UserOut,
 )
-from app.services import account_email, accounts
+from app.services import account_email, accounts, phone_auth
 
 bp = APIBlueprint("auth", __name__, url_prefix="/auth")
 
@@ -206,3 +210,60 @@ def reset_password(body: ResetPassword) -> None:
     account_email.reset_password(
         get_database().session(), body.token, body.password, settings=current_settings()
     )
+
+
+@bp.operation(
+    "POST",
+    "/sms/code",
+    "requestSmsCode",
+    body=SmsCodeRequest,
+    responses={
+        202: SmsCodeSent,
+        429: "Too many codes for this number, or from this client; see Retry-After",
+        503: "SMS is turned off on this server, or cannot be queued now (retry shortly)",
+    },
+    headers=_RETRY_AFTER,
+)
+def request_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
+    """Send a 6-digit code, valid 5 minutes, to a phone number.
+
+    `purpose` is `login` (to sign in with `/auth/sms/token`) or `bind` (to
+    bind the number with `PUT /users/me/phone`). The answer is the same
+    whether or not an account has bound the number; for `login` to a number
+    none has, nothing is sent.
+    """
+    sent = phone_auth.request_code(
+        body.phone,
+        body.purpose,
+        address=request.remote_addr or "unknown",
+        settings=current_settings(),
+        throttle=get_throttle("sms-code"),
+    )
+    return sent, 202
+
+
+@bp.operation(
+    "POST",
+    "/sms/token",
+    "createSmsToken",
+    body=SmsSignIn,
+    responses={
+        200: TokenPair,
+        401: phone_auth.BAD_CODE,
+        429: "Too many wrong codes for this number: ask for a new one; see Retry-After",
+    },
+    headers={200: {"Cache-Control": "no-store"}, 429: {"Retry-After": "Seconds to wait"}},
+)
+def create_sms_token(body: SmsSignIn) -> tuple[TokenPair, dict[str, str]]:
+    """Sign in with a code sent to a number bound to an account: the same token pair as `/auth/token`.
+
+    A code works once; the fifth wrong one kills it.
+    """
+    pair = phone_auth.sign_in(
+        get_database().session(),
+        body.phone,
+        body.code,
+        settings=current_settings(),
+        codes=get_sms_codes(),
+    )
+    return pair, NO_STORE
