@@ -115,6 +115,20 @@ class FakeTencentSms:
         self.server.shutdown()
         self.server.server_close()
 
+    def settings(self) -> dict[str, Any]:
+        """The app's settings for sending through this stand-in."""
+        return {
+            "sms_sender": "tencent",
+            "tencent_sms_secret_id": SECRET_ID,
+            "tencent_sms_secret_key": SECRET_KEY,
+            "tencent_sms_region": REGION,
+            "tencent_sms_endpoint": self.endpoint,
+            "tencent_sms_app_id": APP_ID,
+            "tencent_sms_sign_name": SIGN_NAME,
+            "tencent_sms_template_id": TEMPLATE_ID,
+            "tencent_sms_timeout": 1,
+        }
+
     # -- what Tencent checks -----------------------------------------------------
 
     def answer(self, headers: dict[str, str], body: bytes) -> dict[str, Any]:

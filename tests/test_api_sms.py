@@ -15,12 +15,6 @@ import redis
 from api_support import Api, Caller, error, median_ms, snapshot, within_ten_percent
 from conftest import BROKER_URL, AppFactory
 from tencent_fake import (
-    APP_ID,
-    REGION,
-    SECRET_ID,
-    SECRET_KEY,
-    SIGN_NAME,
-    TEMPLATE_ID,
     FakeTencentSms,
 )
 
@@ -36,26 +30,12 @@ ADA = "+8613800138000"
 LOCAL = "138 0013 8000"  # the same number, as written in China
 
 
-def tencent_settings(fake: FakeTencentSms) -> dict[str, Any]:
-    return {
-        "sms_sender": "tencent",
-        "tencent_sms_secret_id": SECRET_ID,
-        "tencent_sms_secret_key": SECRET_KEY,
-        "tencent_sms_region": REGION,
-        "tencent_sms_endpoint": fake.endpoint,
-        "tencent_sms_app_id": APP_ID,
-        "tencent_sms_sign_name": SIGN_NAME,
-        "tencent_sms_template_id": TEMPLATE_ID,
-        "tencent_sms_timeout": 1,
-    }
-
-
 @pytest.fixture
 def sms_api(make_api_app: AppFactory, tencent: FakeTencentSms) -> Api:
     """The app sending SMS to the stand-in; no broker, so each code has been
     sent when the request ends. A number may get 10 codes a minute here, so a
     test can bind a number and sign in with it at once."""
-    return Api(make_api_app(**tencent_settings(tencent), sms_limit_per_number="10 per minute"))
+    return Api(make_api_app(**tencent.settings(), sms_limit_per_number="10 per minute"))
 
 
 def last_code(fake: FakeTencentSms, phone: str = ADA) -> str:
@@ -147,7 +127,7 @@ def test_five_wrong_codes_kill_the_code_and_lock_the_number(
 def test_a_second_code_within_a_minute_is_429_with_retry_after(
     make_api_app: AppFactory, tencent: FakeTencentSms
 ) -> None:
-    sms_api = Api(make_api_app(**tencent_settings(tencent)))  # the default limits
+    sms_api = Api(make_api_app(**tencent.settings()))  # the default limits
     assert sms_api.client.post(CODE, json={"phone": ADA, "purpose": "bind"}).status_code == 202
     # Another purpose, the number written another way: the same number.
     response = sms_api.client.post(CODE, json={"phone": LOCAL, "purpose": "login"})
@@ -159,7 +139,7 @@ def test_a_second_code_within_a_minute_is_429_with_retry_after(
 def test_codes_are_capped_per_client_address(
     make_api_app: AppFactory, tencent: FakeTencentSms
 ) -> None:
-    api = Api(make_api_app(**tencent_settings(tencent), sms_limit_per_address="2 per day"))
+    api = Api(make_api_app(**tencent.settings(), sms_limit_per_address="2 per day"))
     statuses = [
         api.client.post(CODE, json={"phone": f"+861380013800{n}", "purpose": "bind"}).status_code
         for n in range(3)
@@ -303,7 +283,7 @@ def test_with_sms_off_asking_for_a_code_is_503(make_api_app: AppFactory) -> None
 def test_redis_down_is_503_at_once(make_api_app: AppFactory, tencent: FakeTencentSms) -> None:
     api = Api(
         make_api_app(
-            **tencent_settings(tencent), redis_url="redis://127.0.0.1:1/0", redis_socket_timeout=0.5
+            **tencent.settings(), redis_url="redis://127.0.0.1:1/0", redis_socket_timeout=0.5
         )
     )
     error(
@@ -324,7 +304,7 @@ def test_sign_in_routes_answer_alike_for_a_bound_and_an_unbound_number(
     same task for either number; a wrong code costs the same for either."""
     api = Api(
         make_api_app(
-            **tencent_settings(tencent),
+            **tencent.settings(),
             celery_broker_url=BROKER_URL,
             sms_limit_per_number="10000 per minute",
             sms_limit_per_address="10000 per minute",

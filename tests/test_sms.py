@@ -14,9 +14,7 @@ import pytest
 from conftest import SettingsFactory
 from tencent_fake import (
     APP_ID,
-    REGION,
     SECRET_ID,
-    SECRET_KEY,
     SIGN_NAME,
     TEMPLATE_ID,
     FakeTencentSms,
@@ -40,18 +38,7 @@ CAROL = "+14155550123"
 def sender(
     make_settings: SettingsFactory, fake: FakeTencentSms, **overrides: Any
 ) -> TencentSmsSender:
-    values: dict[str, Any] = {
-        "sms_sender": "tencent",
-        "tencent_sms_secret_id": SECRET_ID,
-        "tencent_sms_secret_key": SECRET_KEY,
-        "tencent_sms_region": REGION,
-        "tencent_sms_endpoint": fake.endpoint,
-        "tencent_sms_app_id": APP_ID,
-        "tencent_sms_sign_name": SIGN_NAME,
-        "tencent_sms_template_id": TEMPLATE_ID,
-        "tencent_sms_timeout": 1,
-    }
-    made = make_sms_sender(make_settings(**{**values, **overrides}))
+    made = make_sms_sender(make_settings(**{**fake.settings(), **overrides}))
     assert isinstance(made, TencentSmsSender)
     return made
 
