@@ -137,21 +137,37 @@ def count_queries(api: Api) -> Iterator[list[str]]:
 # -- timing ---------------------------------------------------------------------------
 
 
-def median_ms(send: Callable[[], Any], tries: int = 100) -> tuple[float, set[int], set[bytes]]:
-    """The median time of ``send`` over ``tries`` (after 10 unmeasured), and
-    the statuses and bodies it answered."""
+@dataclass(frozen=True)
+class Timed:
+    """What one side of :func:`paired_medians` answered, and how fast."""
+
+    median_ms: float
+    statuses: set[int]
+    bodies: set[bytes]
+
+
+def paired_medians(
+    first: Callable[[], Any], second: Callable[[], Any], tries: int = 100
+) -> tuple[Timed, Timed]:
+    """The median time of ``first`` and of ``second`` over ``tries`` each
+    (after 10 unmeasured), and what each answered. The two take turns, each
+    going first every other time, so a drift of the machine weighs on both alike."""
     for _ in range(10):
-        send()
-    times: list[float] = []
-    statuses: set[int] = set()
-    bodies: set[bytes] = set()
-    for _ in range(tries):
-        started = time.perf_counter()
-        response = send()
-        times.append((time.perf_counter() - started) * 1000)
-        statuses.add(response.status_code)
-        bodies.add(response.get_data())
-    return statistics.median(times), statuses, bodies
+        first()
+        second()
+    times: tuple[list[float], list[float]] = ([], [])
+    statuses: tuple[set[int], set[int]] = (set(), set())
+    bodies: tuple[set[bytes], set[bytes]] = (set(), set())
+    sides = (first, second)
+    for attempt in range(tries):
+        for side in (0, 1) if attempt % 2 == 0 else (1, 0):
+            started = time.perf_counter()
+            response = sides[side]()
+            times[side].append((time.perf_counter() - started) * 1000)
+            statuses[side].add(response.status_code)
+            bodies[side].add(response.get_data())
+    timed = [Timed(statistics.median(times[side]), statuses[side], bodies[side]) for side in (0, 1)]
+    return timed[0], timed[1]
 
 
 def within_ten_percent(a: float, b: float) -> bool:

@@ -5,7 +5,6 @@ links followed back through the API."""
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
-from api_support import PASSWORD, Api, error, median_ms, snapshot, within_ten_percent
+from api_support import PASSWORD, Api, error, paired_medians, snapshot, within_ten_percent
 from conftest import BROKER_URL, AppFactory
 from itsdangerous import TimestampSigner
 from mail_support import Inbox
@@ -558,17 +557,11 @@ def test_forgot_answers_the_same_in_the_same_time_with_or_without_an_account(
     def missing() -> Any:
         return api.client.post(FORGOT, json={"email": "nobody-here@example.com"})
 
-    # Interleaved halves, so a drift of the machine weighs on both alike.
-    first, first_statuses, first_bodies = median_ms(existing, 50)
-    second, second_statuses, second_bodies = median_ms(missing, 50)
-    third, _, _ = median_ms(existing, 50)
-    fourth, _, _ = median_ms(missing, 50)
-    with_account = statistics.median([first, third])
-    without = statistics.median([second, fourth])
-    assert first_statuses == second_statuses == {202}
-    assert first_bodies == second_bodies == {b""}
-    assert within_ten_percent(with_account, without), (with_account, without)
-    assert broker.llen("default") == 2 * (10 + 50) * 2
+    with_account, without = paired_medians(existing, missing)
+    assert with_account.statuses == without.statuses == {202}
+    assert with_account.bodies == without.bodies == {b""}
+    assert within_ten_percent(with_account.median_ms, without.median_ms), (with_account, without)
+    assert broker.llen("default") == 2 * (10 + 100)
 
 
 def used_and_orphan_tokens(api: Api, purpose: email_tokens.Purpose) -> tuple[str, str]:
@@ -603,17 +596,12 @@ def test_a_link_answers_the_same_for_an_existing_and_a_missing_account(
         body = {"token": token, "password": NEW_PASSWORD} if path == RESET else {"token": token}
         return lambda: api.client.post(path, json=body)
 
-    first, first_statuses, first_bodies = median_ms(send(existing_token), 50)
-    second, second_statuses, second_bodies = median_ms(send(missing_token), 50)
-    third, _, _ = median_ms(send(existing_token), 50)
-    fourth, _, _ = median_ms(send(missing_token), 50)
-    assert first_statuses == second_statuses == {400}
-    answers = [json.loads(body) for body in first_bodies | second_bodies]
+    with_account, without = paired_medians(send(existing_token), send(missing_token))
+    assert with_account.statuses == without.statuses == {400}
+    answers = [json.loads(body) for body in with_account.bodies | without.bodies]
     # The same envelope but for its request id.
     assert len({json.dumps({**answer, "request_id": ""}) for answer in answers}) == 1
-    with_account = statistics.median([first, third])
-    without = statistics.median([second, fourth])
-    assert within_ten_percent(with_account, without), (with_account, without)
+    assert within_ten_percent(with_account.median_ms, without.median_ms), (with_account, without)
 
 
 def test_durations_read_as_people_write_them() -> None:

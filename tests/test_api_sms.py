@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import statistics
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
-from api_support import Api, Caller, error, median_ms, snapshot, within_ten_percent
+from api_support import Api, Caller, error, paired_medians, snapshot, within_ten_percent
 from conftest import BROKER_URL, AppFactory
 from tencent_fake import (
     FakeTencentSms,
@@ -329,16 +328,15 @@ def test_sign_in_routes_answer_alike_for_a_bound_and_an_unbound_number(
         return lambda: api.client.post(TOKEN, json={"phone": phone, "code": "000000"})
 
     for route in (ask, guess):
-        first, first_statuses, first_bodies = median_ms(route(ADA), 50)
-        second, second_statuses, second_bodies = median_ms(route(unbound), 50)
-        third, _, _ = median_ms(route(ADA), 50)
-        fourth, _, _ = median_ms(route(unbound), 50)
-        assert first_statuses == second_statuses
+        with_account, without = paired_medians(route(ADA), route(unbound))
+        assert with_account.statuses == without.statuses
         if route is ask:
-            assert first_bodies == second_bodies == {b'{"resend_after":60}'}
+            assert with_account.bodies == without.bodies == {b'{"resend_after":60}'}
         else:
-            answers = [json.loads(body) for body in first_bodies | second_bodies]
+            answers = [json.loads(body) for body in with_account.bodies | without.bodies]
             assert len({json.dumps({**answer, "request_id": ""}) for answer in answers}) == 1
-        with_account = statistics.median([first, third])
-        without = statistics.median([second, fourth])
-        assert within_ten_percent(with_account, without), (route.__name__, with_account, without)
+        assert within_ten_percent(with_account.median_ms, without.median_ms), (
+            route.__name__,
+            with_account.median_ms,
+            without.median_ms,
+        )
